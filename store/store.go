@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors; backends wrap them with %w.
+var (
+	// ErrNotFound: no such record, or it has expired.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists: a record with this id exists.
+	ErrAlreadyExists = errors.New("already exists")
+)
+
+// Creator values for Password.CreatedBy.
+const (
+	CreatedByCLI     = "cli"
+	CreatedByBrowser = "browser"
+	CreatedByAPI     = "api"
+)
+
+// Password is an app password's record. It holds digests of the secret and
+// of the refresh token derived from it, never the secrets themselves.
+type Password struct {
+	// ID is the public, random part of the password; it names the record.
+	ID string `json:"id"`
+	// Subject is the owner's stable IdP subject ("sub"); for robot
+	// accounts minted with the CLI it is "cli:" + Username.
+	Subject string `json:"sub"`
+	// Username is the docker login username and the key of the user index.
+	Username string `json:"user"`
+	// Groups is the owner's groups when the password was minted.
+	Groups []string `json:"groups,omitempty"`
+	// Name is the owner's label for the password ("laptop", "ci").
+	Name string `json:"name,omitempty"`
+	// Digest is SHA-256 of the password's secret part.
+	Digest []byte `json:"d"`
+	// RefreshDigest is SHA-256 of the refresh token's secret part.
+	RefreshDigest []byte `json:"rd,omitempty"`
+	CreatedAt     time.Time `json:"created"`
+	ExpiresAt     time.Time `json:"expires"`
+	// LastUsedAt is zero until the password is first used.
+	LastUsedAt time.Time `json:"last_used,omitzero"`
+	// ReadOnly passwords are never granted push or delete.
+	ReadOnly bool `json:"ro,omitempty"`
+	// CreatedBy is one of the CreatedBy constants.
+	CreatedBy string `json:"by,omitempty"`
+}
+
+// EventKind says what an Event invalidates.
+type EventKind int
+
+const (
+	// PasswordChanged: the password Event.ID was revoked or changed.
+	PasswordChanged EventKind = iota + 1
+	// Reset: events may have been lost (for example the backend's
+	// subscription reconnected); drop every cached record.
+	Reset
+)
+
+// Event tells caches that records changed elsewhere.
+type Event struct {
+	Kind EventKind
+	ID   string
+}
+
+// Store is the bridge's persistence. Implementations are safe for
+// concurrent use. See the package documentation for the contract.
+type Store interface {
+	// CreatePassword stores p under p.ID and adds it to p.Username's index.
+	CreatePassword(ctx context.Context, p Password) error
+	// GetPassword returns the password id, or ErrNotFound.
+	GetPassword(ctx context.Context, id string) (Password, error)
+	// ListPasswords returns username's passwords, or everyone's when
+	// username is "", oldest first.
+	ListPasswords(ctx context.Context, username string) ([]Password, error)
+	// TouchPassword sets LastUsedAt to t if t is later. A missing
+	// password is not an error.
+	TouchPassword(ctx context.Context, id string, t time.Time) error
+	// DeletePassword removes the password id, or returns ErrNotFound.
+	DeletePassword(ctx context.Context, id string) error
+	// DeleteUserPasswords removes every password of username and returns
+	// how many there were.
+	DeleteUserPasswords(ctx context.Context, username string) (int, error)
+
+	// Watch calls fn for every invalidation event until ctx ends. It
+	// returns once the subscription is established (or failed), so that
+	// no event published after Watch returns is missed.
+	Watch(ctx context.Context, fn func(Event)) error
+	// Ping checks that the backend is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the backend's resources.
+	Close() error
+}
