@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Config is the config file's `oidc:` section: the upstream OpenID Connect
@@ -34,6 +35,22 @@ type Config struct {
 	GroupsClaim string `yaml:"groups_claim" json:"groups_claim"`
 	// AllowedGroups, when not empty, admits only members of these groups.
 	AllowedGroups []string `yaml:"allowed_groups" json:"allowed_groups,omitempty"`
+	// DisplayName names the provider on the login button ("Log in with
+	// Okta"). Default: the issuer's host.
+	DisplayName string `yaml:"display_name" json:"display_name,omitempty"`
+	// EncryptionKeyFile holds the key that encrypts the users' refresh
+	// tokens at rest (32 random bytes, raw or base64). Required with
+	// store.redis; without a store it may be omitted (a random key is
+	// used, as the embedded store forgets everything on restart anyway).
+	EncryptionKeyFile string `yaml:"encryption_key_file" json:"encryption_key_file,omitempty"`
+	// RevalidateGrace is how long the last known groups stay valid while
+	// the provider cannot be reached. Default 1h.
+	RevalidateGrace time.Duration `yaml:"revalidate_grace" json:"revalidate_grace"`
+	// Session lifetimes: SessionIdleTimeout ends a browser session not
+	// used for that long (default 1h); SessionMaxAge ends any session
+	// (default 12h).
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout" json:"session_idle_timeout"`
+	SessionMaxAge      time.Duration `yaml:"session_max_age" json:"session_max_age"`
 }
 
 // SetDefaults fills unset fields with their defaults.
@@ -46,6 +63,15 @@ func (c *Config) SetDefaults() {
 	}
 	if c.GroupsClaim == "" {
 		c.GroupsClaim = "groups"
+	}
+	if c.RevalidateGrace == 0 {
+		c.RevalidateGrace = time.Hour
+	}
+	if c.SessionIdleTimeout == 0 {
+		c.SessionIdleTimeout = time.Hour
+	}
+	if c.SessionMaxAge == 0 {
+		c.SessionMaxAge = 12 * time.Hour
 	}
 }
 
@@ -74,6 +100,20 @@ func (c *Config) Validate(prefix string) error {
 	}
 	if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, "openid") {
 		bad("scopes", `must include "openid"`)
+	}
+	if c.EncryptionKeyFile != "" {
+		if _, err := LoadEncryptionKey(c.EncryptionKeyFile); err != nil {
+			bad("encryption_key_file", "%v", err)
+		}
+	}
+	if c.RevalidateGrace < 0 {
+		bad("revalidate_grace", "must not be negative")
+	}
+	if c.SessionIdleTimeout < time.Minute {
+		bad("session_idle_timeout", "must be at least 1m, got %v", c.SessionIdleTimeout)
+	}
+	if c.SessionMaxAge < c.SessionIdleTimeout {
+		bad("session_max_age", "%v is shorter than session_idle_timeout %v", c.SessionMaxAge, c.SessionIdleTimeout)
 	}
 	for i, g := range c.AllowedGroups {
 		if strings.TrimSpace(g) == "" {

@@ -1,0 +1,213 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/registry-bridge/bridge/oidc"
+	"github.com/registry-bridge/bridge/store"
+)
+
+// Sentinel errors the token endpoint turns into answers.
+var (
+	// ErrSuspended: the owner must log in again in the browser.
+	ErrSuspended = errors.New("password owner must log in again")
+	// ErrUnavailable: the owner's groups cannot be confirmed and the
+	// grace period is over.
+	ErrUnavailable = errors.New("identity provider unreachable beyond the grace period")
+)
+
+// Users reads and writes user records.
+type Users interface {
+	GetUser(ctx context.Context, username string) (store.User, error)
+	PutUser(ctx context.Context, u store.User) error
+}
+
+// Locker takes a short store-wide lock, so that replicas do not refresh
+// the same user at once (providers that rotate refresh tokens would take
+// the second use for a replay).
+type Locker interface {
+	TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error)
+}
+
+// Refresher re-reads an identity with a refresh token; *oidc.Provider is one.
+type Refresher interface {
+	Refresh(ctx context.Context, subject, refreshToken string) (oidc.Identity, oidc.Tokens, error)
+}
+
+// Options are a Revalidator's live values.
+type Options struct {
+	// Users is read on every use: pass the caching store.
+	Users Users
+	// Store is the uncached store, re-read under the lock, and the locker.
+	Store interface {
+		Users
+		Locker
+	}
+	Provider Refresher
+	Sealer   *oidc.Sealer
+	// Every is passwords.revalidate_every; Grace is oidc.revalidate_grace.
+	Every, Grace time.Duration
+	// Timeout bounds one refresh at the provider. Default 10s.
+	Timeout time.Duration
+	Log     *slog.Logger
+	Now     func() time.Time
+	// Observe, if set, counts revalidation results: "ok", "rejected",
+	// "unreachable", "skipped_locked", "error".
+	Observe func(result string)
+}
+
+// Revalidator implements the policy of the package documentation.
+type Revalidator struct {
+	o  Options
+	sf singleflight.Group
+}
+
+// NewRevalidator returns a Revalidator.
+func NewRevalidator(o Options) *Revalidator {
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Observe == nil {
+		o.Observe = func(string) {}
+	}
+	return &Revalidator{o: o}
+}
+
+// Groups returns the groups password p acts with now.
+func (r *Revalidator) Groups(ctx context.Context, p store.Password) ([]string, error) {
+	if p.CreatedBy == store.CreatedByCLI || strings.HasPrefix(p.Subject, "cli:") {
+		return p.Groups, nil
+	}
+	u, err := r.o.Users.GetUser(ctx, p.Username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: no user record for %s", ErrSuspended, p.Username)
+	case err != nil:
+		return nil, fmt.Errorf("identity: get user %s: %w", p.Username, err)
+	case u.Subject != p.Subject:
+		return nil, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, p.Username)
+	case u.Suspended != "":
+		return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
+	case len(u.RefreshToken) == 0 || r.o.Now().Sub(u.RevalidatedAt) < r.o.Every:
+		return u.Groups, nil
+	}
+	// Stale: refresh once per user, detached from this request so that
+	// its cancellation does not fail the others waiting on the result.
+	v, err, _ := r.sf.Do(u.Username, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeout)
+		defer cancel()
+		return r.refresh(ctx, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]string), nil
+}
+
+func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string, error) {
+	unlock, ok, err := r.o.Store.TryLock(ctx, "revalidate:"+cached.Username, r.o.Timeout+5*time.Second)
+	if err != nil {
+		r.o.Observe("error")
+		return nil, fmt.Errorf("identity: lock %s: %w", cached.Username, err)
+	}
+	if !ok {
+		// Another replica is refreshing this user right now; its result
+		// reaches us through the store. Meanwhile the groups stand.
+		r.o.Observe("skipped_locked")
+		return cached.Groups, nil
+	}
+	defer unlock()
+	u, err := r.o.Store.GetUser(ctx, cached.Username)
+	if err != nil {
+		return nil, fmt.Errorf("identity: get user %s: %w", cached.Username, err)
+	}
+	now := r.o.Now()
+	switch {
+	case u.Subject != cached.Subject:
+		return nil, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, u.Username)
+	case u.Suspended != "":
+		return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
+	case len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every:
+		return u.Groups, nil // another replica refreshed it meanwhile
+	}
+	log := r.o.Log.With("user", u.Username)
+	rt, err := r.o.Sealer.Open(u.RefreshToken, u.Subject)
+	if err != nil {
+		// Wrong key (rotated without care) or tampering: the only safe
+		// answer is a new login.
+		return nil, r.suspend(ctx, u, "the stored refresh token cannot be decrypted", err)
+	}
+	id, toks, err := r.o.Provider.Refresh(ctx, u.Subject, rt)
+	switch {
+	case err == nil:
+		sealed, serr := r.o.Sealer.Seal(toks.RefreshToken, u.Subject)
+		if serr != nil {
+			return nil, serr
+		}
+		changed := !equal(u.Groups, id.Groups)
+		u.Groups, u.Email, u.RefreshToken = id.Groups, id.Email, sealed
+		u.RevalidatedAt, u.UnreachableSince = now, time.Time{}
+		if err := r.o.Store.PutUser(ctx, u); err != nil {
+			return nil, fmt.Errorf("identity: put user %s: %w", u.Username, err)
+		}
+		r.o.Observe("ok")
+		if changed {
+			log.InfoContext(ctx, "groups changed at the identity provider", "groups", id.Groups)
+		}
+		return u.Groups, nil
+	case errors.Is(err, oidc.ErrRejected), errors.Is(err, oidc.ErrNotAllowed):
+		r.o.Observe("rejected")
+		return nil, r.suspend(ctx, u, "the identity provider no longer accepts this login", err)
+	default:
+		r.o.Observe("unreachable")
+		if u.UnreachableSince.IsZero() {
+			u.UnreachableSince = now
+			if perr := r.o.Store.PutUser(ctx, u); perr != nil {
+				log.WarnContext(ctx, "could not record the provider outage", "err", perr)
+			}
+		}
+		if now.Sub(u.UnreachableSince) >= r.o.Grace {
+			log.ErrorContext(ctx, "identity provider unreachable beyond the grace period; refusing the user's passwords",
+				"since", u.UnreachableSince, "grace", r.o.Grace.String(), "err", err)
+			return nil, fmt.Errorf("%w (since %s): %v", ErrUnavailable, u.UnreachableSince.UTC().Format(time.RFC3339), err)
+		}
+		log.WarnContext(ctx, "identity provider unreachable; using the last known groups",
+			"since", u.UnreachableSince, "grace", r.o.Grace.String(), "err", err)
+		return u.Groups, nil
+	}
+}
+
+func (r *Revalidator) suspend(ctx context.Context, u store.User, reason string, cause error) error {
+	u.Suspended, u.RefreshToken = reason, nil
+	if err := r.o.Store.PutUser(ctx, u); err != nil {
+		return fmt.Errorf("identity: suspend %s: %w", u.Username, err)
+	}
+	r.o.Log.WarnContext(ctx, "user suspended: their passwords are refused until they log in again",
+		"user", u.Username, "reason", reason, "err", cause)
+	return fmt.Errorf("%w: %s", ErrSuspended, reason)
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
