@@ -1,0 +1,55 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the server's Prometheus series. Label values are fixed sets,
+// so series resolve once here and the hot path only increments.
+type metrics struct {
+	tokenRequests *prometheus.CounterVec
+	tokenLatency  *prometheus.HistogramVec
+	storeErrors   prometheus.Counter
+	// PasswordsMinted and PasswordsRevoked count changes made through
+	// this server (browser and API).
+	passwordsMinted  *prometheus.CounterVec
+	passwordsRevoked prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_token_requests_total",
+			Help: "Token requests by outcome (granted, denied, bad_request, error) and grant (basic, anonymous, password, refresh_token).",
+		}, []string{"outcome", "grant"}),
+		tokenLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bridge_token_request_duration_seconds",
+			Help:    "Time to answer a token request, by outcome.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"outcome"}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_store_errors_total",
+			Help: "Store operations that failed (not counting not-found).",
+		}),
+		passwordsMinted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_passwords_minted_total",
+			Help: "App passwords minted through this server, by channel.",
+		}, []string{"by"}),
+		passwordsRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bridge_passwords_revoked_total",
+			Help: "App passwords revoked through this server.",
+		}),
+	}
+	reg.MustRegister(m.tokenRequests, m.tokenLatency, m.storeErrors, m.passwordsMinted, m.passwordsRevoked)
+	return m
+}
+
+func (m *metrics) observeToken(outcome, grant string, d time.Duration) {
+	if grant == "" {
+		grant = "unknown"
+	}
+	m.tokenRequests.WithLabelValues(outcome, grant).Inc()
+	m.tokenLatency.WithLabelValues(outcome).Observe(d.Seconds())
+}

@@ -1,0 +1,167 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/registry-bridge/bridge/groups"
+)
+
+// Options are the server's live dependencies.
+type Options struct {
+	Log *slog.Logger
+	// Passwords is the (caching) password store the token endpoint reads.
+	Passwords PasswordLookup
+	// Ping checks the store for /readyz.
+	Ping func(ctx context.Context) error
+	// Tokens signs registry tokens.
+	Tokens TokenIssuer
+	// Policy returns the current access policy; it may change between
+	// calls (config reload).
+	Policy func() *groups.Policy
+	// JWKS returns the verification keys document.
+	JWKS func() any
+	// Service is the registry's service name, the tokens' audience.
+	Service string
+	// PublicURL is the bridge's external base URL, the Basic realm.
+	PublicURL string
+	// Registerer receives the server's metrics; Gatherer serves /metrics.
+	// Both default to a new registry.
+	Registry *prometheus.Registry
+	Now      func() time.Time
+	// Groups, when set, resolves the groups a password acts with now
+	// (revalidated at the identity provider); else a password's own
+	// groups are used.
+	Groups GroupResolver
+	// Login, when set, turns on the browser login, the page and the
+	// JSON password API.
+	Login *LoginOptions
+}
+
+// Server is the bridge's HTTP surface. It implements http.Handler.
+type Server struct {
+	log       *slog.Logger
+	passwords PasswordLookup
+	ping      func(ctx context.Context) error
+	tokens    TokenIssuer
+	groups    GroupResolver
+	policy    func() *groups.Policy
+	jwks      func() any
+	service   string
+	realm     string
+	now       func() time.Time
+	metrics   *metrics
+	mux       *http.ServeMux
+}
+
+// New returns a Server serving the routes of CONTRACT.md.
+func New(o Options) (*Server, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		log:       o.Log,
+		passwords: o.Passwords,
+		ping:      o.Ping,
+		tokens:    o.Tokens,
+		groups:    o.Groups,
+		policy:    o.Policy,
+		jwks:      o.JWKS,
+		service:   o.Service,
+		realm:     o.PublicURL,
+		now:       o.Now,
+		metrics:   newMetrics(o.Registry),
+		mux:       http.NewServeMux(),
+	}
+	s.mux.HandleFunc("/token", s.handleToken)
+	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
+	if o.Login != nil {
+		u, err := newUI(s, o.Login)
+		if err != nil {
+			return nil, err
+		}
+		u.routes(s.mux)
+	} else {
+		s.mux.HandleFunc("GET /{$}", s.handleNoLogin)
+	}
+	return s, nil
+}
+
+// handleNoLogin answers the page when no identity provider is configured.
+func (s *Server) handleNoLogin(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("registry-bridge: this server has no oidc section configured, so there is no browser login.\n" +
+		"App passwords are minted with `bridge passwords create`. The token endpoint is " + s.realm + "/token\n"))
+}
+
+// ServeHTTP adds a request id and turns panics into logged 500s.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		id = newRequestID()
+	}
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.ErrorContext(r.Context(), "panic", "request_id", id, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			writeError(w, &httpError{status: http.StatusInternalServerError, code: "server_error", public: "internal error"}, "")
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
+
+type requestIDKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ping(ctx); err != nil {
+		s.metrics.storeErrors.Inc()
+		s.log.WarnContext(ctx, "not ready", "request_id", requestID(ctx), "err", err)
+		writeError(w, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", public: "store unreachable", cause: err}, "")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_ = json.NewEncoder(w).Encode(s.jwks())
+}

@@ -1,0 +1,461 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/registry-bridge/bridge/oidc"
+	"github.com/registry-bridge/bridge/passwords"
+	"github.com/registry-bridge/bridge/store"
+	"github.com/registry-bridge/bridge/web"
+)
+
+// LoginProvider is the upstream login; *oidc.Provider is one.
+type LoginProvider interface {
+	Name() string
+	AuthURL(ctx context.Context, st oidc.LoginState) (string, error)
+	Exchange(ctx context.Context, st oidc.LoginState, code string) (oidc.Identity, oidc.Tokens, error)
+	LogoutURL(ctx context.Context, idTokenHint, postLogoutRedirect string) string
+}
+
+// SessionStore keeps browser sessions and logins in flight.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s store.Session) error
+	GetSession(ctx context.Context, id string) (store.Session, error)
+	TouchSession(ctx context.Context, id string, seen, expires time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	PutLoginState(ctx context.Context, st store.LoginState) error
+	TakeLoginState(ctx context.Context, state string) (store.LoginState, error)
+}
+
+// AccountStore keeps passwords and users, for the page and the API.
+type AccountStore interface {
+	CreatePassword(ctx context.Context, p store.Password) error
+	GetPassword(ctx context.Context, id string) (store.Password, error)
+	ListPasswords(ctx context.Context, username string) ([]store.Password, error)
+	DeletePassword(ctx context.Context, id string) error
+	GetUser(ctx context.Context, username string) (store.User, error)
+	PutUser(ctx context.Context, u store.User) error
+}
+
+// LoginOptions turn on the browser login, the page and the JSON API.
+type LoginOptions struct {
+	Provider LoginProvider
+	Sessions SessionStore
+	Accounts AccountStore
+	// Sealer encrypts the provider's refresh tokens at rest.
+	Sealer *oidc.Sealer
+	// Passwords bounds the lifetimes people may choose.
+	Passwords passwords.Config
+	// IdleTimeout and MaxAge bound browser sessions.
+	IdleTimeout, MaxAge time.Duration
+	// Registry is the host[:port] people docker login to.
+	Registry string
+	// Title heads every page. Default "Container registry".
+	Title string
+}
+
+const (
+	loginStateTTL      = 10 * time.Minute
+	touchEvery         = time.Minute
+	maxNameLen         = 100
+	csrfHeader         = "X-CSRF-Token"
+	loginCookie        = "rb_login"
+	sessionCookie      = "rb_session"
+	secureCookiePrefix = "__Host-"
+)
+
+// ui is the browser side of the server.
+type ui struct {
+	*LoginOptions
+	s      *Server
+	pages  *template.Template
+	secure bool
+	origin string
+	csp    string
+}
+
+func newUI(s *Server, o *LoginOptions) (*ui, error) {
+	pages, err := web.Templates()
+	if err != nil {
+		return nil, err
+	}
+	if o.Title == "" {
+		o.Title = "Container registry"
+	}
+	u := &ui{LoginOptions: o, s: s, pages: pages, secure: strings.HasPrefix(s.realm, "https://"), origin: s.realm}
+	// Logout posts a form that redirects to the provider; Chrome applies
+	// form-action to that redirect, so the provider must be allowed.
+	u.csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https: http:"
+	return u, nil
+}
+
+func (u *ui) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", u.page(u.handleIndex))
+	mux.HandleFunc("GET /login", u.page(u.handleLogin))
+	mux.HandleFunc("GET /callback", u.page(u.handleCallback))
+	mux.HandleFunc("POST /logout", u.page(u.session(u.handleLogout)))
+	mux.HandleFunc("POST /passwords", u.page(u.session(u.handleMint)))
+	mux.HandleFunc("POST /passwords/revoke-all", u.page(u.session(u.handleRevokeAll)))
+	mux.HandleFunc("POST /passwords/{id}/revoke", u.page(u.session(u.handleRevoke)))
+	mux.HandleFunc("GET /api/v1/session", u.api(u.session(u.apiSession)))
+	mux.HandleFunc("GET /api/v1/passwords", u.api(u.session(u.apiList)))
+	mux.HandleFunc("POST /api/v1/passwords", u.api(u.session(u.apiCreate)))
+	mux.HandleFunc("DELETE /api/v1/passwords/{id}", u.api(u.session(u.apiDelete)))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(web.Static())))
+}
+
+// handlerFunc is a handler that returns its error instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) *httpError
+
+// sessionHandler is a handler for a signed-in user.
+type sessionHandler func(w http.ResponseWriter, r *http.Request, sess store.Session) *httpError
+
+// page wraps an HTML handler: security headers, and errors as a page.
+func (u *ui) page(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u.securityHeaders(w)
+		if e := h(w, r); e != nil {
+			u.logError(r, e)
+			u.renderError(w, e)
+		}
+	}
+}
+
+// api wraps a JSON handler: security headers, and errors as JSON.
+func (u *ui) api(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u.securityHeaders(w)
+		r = r.WithContext(context.WithValue(r.Context(), apiKey{}, true))
+		if e := h(w, r); e != nil {
+			u.logError(r, e)
+			writeError(w, e, "")
+		}
+	}
+}
+
+type apiKey struct{}
+
+func isAPI(r *http.Request) bool { v, _ := r.Context().Value(apiKey{}).(bool); return v }
+
+func (u *ui) securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", u.csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if u.secure {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+}
+
+func (u *ui) logError(r *http.Request, e *httpError) {
+	level := "warn"
+	if e.status >= 500 {
+		level = "error"
+	}
+	args := []any{"request_id", requestID(r.Context()), "path", r.URL.Path, "status", e.status, "public", e.public}
+	if e.cause != nil {
+		args = append(args, "err", e.cause.Error())
+	}
+	if level == "error" {
+		u.s.log.ErrorContext(r.Context(), "request failed", args...)
+	} else {
+		u.s.log.WarnContext(r.Context(), "request refused", args...)
+	}
+}
+
+// session loads the signed-in user's session, checks CSRF on every
+// state-changing request, and keeps the idle timeout sliding.
+func (u *ui) session(h sessionHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) *httpError {
+		sess, ok, herr := u.currentSession(r)
+		if herr != nil {
+			return herr
+		}
+		if !ok {
+			if isAPI(r) {
+				return &httpError{status: http.StatusUnauthorized, code: "login_required", public: "not signed in; log in at " + u.s.realm}
+			}
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return nil
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if herr := u.checkCSRF(r, sess); herr != nil {
+				return herr
+			}
+		}
+		return h(w, r, sess)
+	}
+}
+
+// currentSession returns the session of the request's cookie, if valid.
+func (u *ui) currentSession(r *http.Request) (store.Session, bool, *httpError) {
+	c, err := r.Cookie(u.cookieName(sessionCookie))
+	if err != nil || c.Value == "" || len(c.Value) > 128 {
+		return store.Session{}, false, nil
+	}
+	id := digestHex(c.Value)
+	sess, err := u.Sessions.GetSession(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Session{}, false, nil
+	case err != nil:
+		return store.Session{}, false, unavailable("session store", err)
+	}
+	now := u.s.now()
+	if !now.Before(sess.ExpiresAt) {
+		return store.Session{}, false, nil
+	}
+	if now.Sub(sess.LastSeenAt) >= touchEvery {
+		expires := minTime(sess.CreatedAt.Add(u.MaxAge), now.Add(u.IdleTimeout))
+		if err := u.Sessions.TouchSession(r.Context(), id, now, expires); err == nil {
+			sess.LastSeenAt, sess.ExpiresAt = now, expires
+		}
+	}
+	return sess, true, nil
+}
+
+// checkCSRF requires the session's token in the form field "csrf" or the
+// X-CSRF-Token header, and, when the browser says where the request comes
+// from, that it comes from this site.
+func (u *ui) checkCSRF(r *http.Request, sess store.Session) *httpError {
+	forbidden := &httpError{status: http.StatusForbidden, code: "csrf", public: "this form has expired or did not come from this site; reload the page and try again"}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return withCause(forbidden, "Sec-Fetch-Site "+site)
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "null" && o != u.origin {
+		return withCause(forbidden, "Origin "+o)
+	}
+	token := r.Header.Get(csrfHeader)
+	if token == "" && !isAPI(r) {
+		r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
+		token = r.PostFormValue("csrf")
+	}
+	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sess.CSRF)) != 1 {
+		return withCause(forbidden, "missing or wrong CSRF token")
+	}
+	return nil
+}
+
+func (u *ui) cookieName(base string) string {
+	if u.secure {
+		return secureCookiePrefix + base
+	}
+	return base
+}
+
+func (u *ui) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     u.cookieName(name),
+		Value:    value,
+		Path:     "/",
+		MaxAge:   int(maxAge / time.Second),
+		HttpOnly: true,
+		Secure:   u.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (u *ui) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: u.cookieName(name), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: u.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// handleLogin starts a login: a fresh state, nonce and PKCE verifier,
+// stored under the state and bound to this browser by a cookie. It takes
+// no redirect target, so it cannot be turned into an open redirect.
+func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) *httpError {
+	st, err := oidc.NewLoginState()
+	if err != nil {
+		return internal(err)
+	}
+	binding := randomToken()
+	if err := u.Sessions.PutLoginState(r.Context(), store.LoginState{
+		State: st.State, Nonce: st.Nonce, Verifier: st.Verifier,
+		Binding: digestHex(binding), ExpiresAt: u.s.now().Add(loginStateTTL),
+	}); err != nil {
+		return unavailable("session store", err)
+	}
+	authURL, err := u.Provider.AuthURL(r.Context(), st)
+	if err != nil {
+		return &httpError{status: http.StatusBadGateway, code: "idp_unavailable",
+			public: u.Provider.Name() + " cannot be reached right now. Try again in a minute.", cause: err}
+	}
+	u.setCookie(w, loginCookie, binding, loginStateTTL)
+	http.Redirect(w, r, authURL, http.StatusFound)
+	return nil
+}
+
+// handleCallback finishes a login: the state must be one this browser
+// started, unused and unexpired; the code is exchanged with the PKCE
+// verifier and the ID token's nonce checked by the provider.
+func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
+	q := r.URL.Query()
+	u.clearCookie(w, loginCookie)
+	if e := q.Get("error"); e != "" {
+		return &httpError{status: http.StatusForbidden, code: "login_failed",
+			public: u.Provider.Name() + " did not log you in (" + truncate(e, 64) + "). Try again.", cause: errors.New(q.Get("error_description"))}
+	}
+	expired := &httpError{status: http.StatusBadRequest, code: "login_expired", public: "This login link has expired or was already used. Start again."}
+	state, code := q.Get("state"), q.Get("code")
+	if state == "" || code == "" || len(state) > 256 {
+		return withCause(expired, "callback without state or code")
+	}
+	ls, err := u.Sessions.TakeLoginState(r.Context(), state)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return withCause(expired, "unknown or used state")
+	case err != nil:
+		return unavailable("session store", err)
+	}
+	c, err := r.Cookie(u.cookieName(loginCookie))
+	if err != nil || subtle.ConstantTimeCompare([]byte(digestHex(c.Value)), []byte(ls.Binding)) != 1 {
+		return withCause(expired, "state not bound to this browser")
+	}
+	if !u.s.now().Before(ls.ExpiresAt) {
+		return withCause(expired, "state expired")
+	}
+	id, toks, err := u.Provider.Exchange(r.Context(), oidc.LoginState{State: ls.State, Nonce: ls.Nonce, Verifier: ls.Verifier}, code)
+	switch {
+	case errors.Is(err, oidc.ErrNotAllowed):
+		return &httpError{status: http.StatusForbidden, code: "not_allowed",
+			public: "Your account is not in a group allowed to use this registry. Ask your administrator.", cause: err}
+	case errors.Is(err, oidc.ErrUnavailable):
+		return &httpError{status: http.StatusBadGateway, code: "idp_unavailable",
+			public: u.Provider.Name() + " cannot be reached right now. Try again in a minute.", cause: err}
+	case err != nil:
+		return &httpError{status: http.StatusBadRequest, code: "login_failed", public: "The login could not be completed. Start again.", cause: err}
+	}
+	if err := validLoginName(id.Username); err != nil {
+		return &httpError{status: http.StatusForbidden, code: "bad_username",
+			public: "Your account's username cannot be used with docker login: " + err.Error(), cause: err}
+	}
+	if herr := u.saveUser(r.Context(), id, toks); herr != nil {
+		return herr
+	}
+	// A new session on every login: the cookie value is never reused
+	// (no session fixation), and the old session, if any, is ended.
+	if old, err := r.Cookie(u.cookieName(sessionCookie)); err == nil {
+		_ = u.Sessions.DeleteSession(r.Context(), digestHex(old.Value))
+	}
+	value := randomToken()
+	now := u.s.now()
+	sess := store.Session{
+		ID: digestHex(value), Subject: id.Subject, Username: id.Username, Email: id.Email, Groups: id.Groups,
+		CSRF: randomToken(), IDToken: toks.IDToken, CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: minTime(now.Add(u.MaxAge), now.Add(u.IdleTimeout)),
+	}
+	if err := u.Sessions.CreateSession(r.Context(), sess); err != nil {
+		return unavailable("session store", err)
+	}
+	u.setCookie(w, sessionCookie, value, u.MaxAge)
+	u.s.log.InfoContext(r.Context(), "login", "request_id", requestID(r.Context()), "user", id.Username,
+		"groups", id.Groups, "refresh_token", toks.RefreshToken != "", "client_ip", clientIP(r))
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+// saveUser records the identity the user's passwords act with. Logging
+// in again lifts a suspension.
+func (u *ui) saveUser(ctx context.Context, id oidc.Identity, toks oidc.Tokens) *httpError {
+	prev, err := u.Accounts.GetUser(ctx, id.Username)
+	switch {
+	case err == nil && prev.Subject != id.Subject:
+		return &httpError{status: http.StatusConflict, code: "username_taken",
+			public: "The username " + id.Username + " already belongs to another account here. Ask your administrator.",
+			cause:  errors.New("username " + id.Username + " held by subject " + prev.Subject)}
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return unavailable("user store", err)
+	}
+	now := u.s.now()
+	user := store.User{Username: id.Username, Subject: id.Subject, Email: id.Email, Groups: id.Groups,
+		RevalidatedAt: now, ExpiresAt: now.Add(u.Passwords.MaxLifetime)}
+	if prev.ExpiresAt.After(user.ExpiresAt) {
+		user.ExpiresAt = prev.ExpiresAt
+	}
+	if toks.RefreshToken != "" {
+		sealed, err := u.Sealer.Seal(toks.RefreshToken, id.Subject)
+		if err != nil {
+			return internal(err)
+		}
+		user.RefreshToken = sealed
+	}
+	if err := u.Accounts.PutUser(ctx, user); err != nil {
+		return unavailable("user store", err)
+	}
+	return nil
+}
+
+func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess store.Session) *httpError {
+	if err := u.Sessions.DeleteSession(r.Context(), sess.ID); err != nil {
+		return unavailable("session store", err)
+	}
+	u.clearCookie(w, sessionCookie)
+	target := "/"
+	if l := u.Provider.LogoutURL(r.Context(), sess.IDToken, u.s.realm+"/"); l != "" {
+		target = l
+	}
+	u.s.log.InfoContext(r.Context(), "logout", "request_id", requestID(r.Context()), "user", sess.Username)
+	http.Redirect(w, r, target, http.StatusSeeOther)
+	return nil
+}
+
+func digestHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// randomToken returns 256 bits from crypto/rand, base64url.
+func randomToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func internal(err error) *httpError {
+	return &httpError{status: http.StatusInternalServerError, code: "server_error", public: "Something went wrong on our side.", cause: err}
+}
+
+func unavailable(what string, err error) *httpError {
+	return &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+		public: "The " + what + " is unavailable right now. Try again in a minute.", cause: err}
+}
+
+// validLoginName rejects usernames docker login cannot carry.
+func validLoginName(u string) error {
+	switch {
+	case u == "":
+		return errors.New("it is empty")
+	case len(u) > 255:
+		return errors.New("it is longer than 255 bytes")
+	case strings.ContainsAny(u, ": \t\r\n"):
+		return errors.New("it contains ':' or white space")
+	}
+	return nil
+}
