@@ -39,8 +39,11 @@ type Password struct {
 	Digest []byte `json:"d"`
 	// RefreshDigest is SHA-256 of the refresh token's secret part.
 	RefreshDigest []byte `json:"rd,omitempty"`
-	CreatedAt     time.Time `json:"created"`
-	ExpiresAt     time.Time `json:"expires"`
+	// CreatedAt is when the password was minted. Backends keep times to
+	// the millisecond.
+	CreatedAt time.Time `json:"created"`
+	// ExpiresAt is when the record stops existing; it is required.
+	ExpiresAt time.Time `json:"expires"`
 	// LastUsedAt is zero until the password is first used.
 	LastUsedAt time.Time `json:"last_used,omitzero"`
 	// ReadOnly passwords are never granted push or delete.
@@ -70,24 +73,34 @@ type Event struct {
 // concurrent use. See the package documentation for the contract.
 type Store interface {
 	// CreatePassword stores p under p.ID and adds it to p.Username's index.
+	// It fails with ErrAlreadyExists if the id is taken, and with another
+	// error if p has no ID or Username or its ExpiresAt is not in the
+	// future.
 	CreatePassword(ctx context.Context, p Password) error
-	// GetPassword returns the password id, or ErrNotFound.
+	// GetPassword returns the password id, or ErrNotFound if there is none
+	// or it has expired.
 	GetPassword(ctx context.Context, id string) (Password, error)
-	// ListPasswords returns username's passwords, or everyone's when
-	// username is "", oldest first.
+	// ListPasswords returns username's unexpired passwords, or everyone's
+	// when username is "", oldest (by CreatedAt, then ID) first.
 	ListPasswords(ctx context.Context, username string) ([]Password, error)
-	// TouchPassword sets LastUsedAt to t if t is later. A missing
-	// password is not an error.
+	// TouchPassword sets LastUsedAt to t if t is later. It never changes
+	// when the record expires, and never recreates one. A missing password
+	// is not an error.
 	TouchPassword(ctx context.Context, id string, t time.Time) error
-	// DeletePassword removes the password id, or returns ErrNotFound.
+	// DeletePassword removes the password id and publishes a
+	// PasswordChanged event for it, or returns ErrNotFound if there is
+	// none or it had expired.
 	DeletePassword(ctx context.Context, id string) error
-	// DeleteUserPasswords removes every password of username and returns
-	// how many there were.
+	// DeleteUserPasswords removes every password of username, publishes a
+	// PasswordChanged event for each, and returns how many of them had not
+	// expired.
 	DeleteUserPasswords(ctx context.Context, username string) (int, error)
 
 	// Watch calls fn for every invalidation event until ctx ends. It
 	// returns once the subscription is established (or failed), so that
-	// no event published after Watch returns is missed.
+	// no event published after Watch returns is missed. Each Watch calls
+	// its fn from one goroutine, one event at a time; fn must return
+	// quickly. When events may have been lost, fn receives a Reset.
 	Watch(ctx context.Context, fn func(Event)) error
 	// Ping checks that the backend is reachable.
 	Ping(ctx context.Context) error

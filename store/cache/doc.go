@@ -1,0 +1,33 @@
+// Package cache is the token endpoint's in-process cache in front of a
+// store.Store. Every `docker pull` asks for a token, and every token request
+// looks up an app password; the cache answers repeated lookups from memory
+// and turns a last-used write per request into at most one per password per
+// TouchInterval.
+//
+// Cache is itself a store.Store:
+//
+//   - GetPassword hits are cached until min(TTL, the record's ExpiresAt).
+//     Misses are not cached, so a password works as soon as it is created.
+//   - DeletePassword and DeleteUserPasswords go to the next store and drop
+//     the cached records at once. Deletes made by other processes arrive as
+//     Watch events (Start subscribes) and drop the record within the
+//     event's delivery time; a Reset drops everything. TTL is the safety
+//     net if an event is lost anyway.
+//   - A lookup that races with an invalidation never caches its (possibly
+//     stale) result.
+//   - TouchPassword never blocks on I/O: it records the latest time per
+//     password, and a background goroutine writes them every TouchInterval.
+//     Close writes what is pending.
+//   - Everything else is passed through.
+//
+// The map is split into 64 independently locked shards, so lookups on
+// different passwords rarely contend.
+//
+// Usage:
+//
+//	c := cache.New(redisStore, cache.Options{Log: logger})
+//	if err := c.Start(ctx); err != nil { ... } // subscribe + flush touches
+//	defer c.Close()                            // flushes, then closes redisStore
+//	p, err := c.GetPassword(ctx, id)
+//	_ = c.TouchPassword(ctx, id, time.Now())
+package cache

@@ -1,0 +1,66 @@
+// Package redis is the store.Store that bridge replicas share: it keeps app
+// passwords in Redis (a single server, Sentinel or Cluster, through one
+// go-redis UniversalClient). It is the only package that imports go-redis.
+//
+// Usage:
+//
+//	cfg := redis.Config{URL: "redis://127.0.0.1:6379/0"} // the config file's store.redis section
+//	if err := cfg.Validate(); err != nil { ... }          // every problem, with its key path
+//	st, err := redis.New(cfg, time.Now, logger)
+//	defer st.Close()
+//	err = st.Ping(ctx)
+//
+// # Key schema
+//
+// Every key starts with Config.KeyPrefix (P, "rb:" by default):
+//
+//	P + "pw:" + id          string: the record in a compact binary encoding
+//	                        (version byte, LastUsedAt at a fixed offset, then
+//	                        varint-framed fields; see encode); the key
+//	                        expires at the record's ExpiresAt (SET … PXAT … NX)
+//	P + "user:" + username  sorted set: the user's password ids, scored by
+//	                        their ExpiresAt in Unix ms; the key expires with
+//	                        its latest member
+//	P + "events"            pub/sub channel: a password id is PUBLISHed when
+//	                        it is deleted
+//
+// Expiry is decided by the clock given to New: a record whose ExpiresAt has
+// passed is treated as gone even before Redis's own TTL removes it. Listing
+// a user removes expired ids (ZREMRANGEBYSCORE) and ids whose record is
+// missing from the index. Listing everyone SCANs the "pw:" keys of every
+// node; it is meant for administrators, not for request paths.
+//
+// # Atomicity
+//
+// No command spans two keys, so everything works on Cluster; pipelines
+// batch round trips. Writes are ordered so that a failure halfway never
+// leaves a usable password its owner cannot see or revoke:
+//
+//   - CreatePassword: SET NX the record, then add it to the index (a Lua
+//     script on the index key); if that fails the record is deleted again,
+//     and its secret was never shown to anyone.
+//   - DeletePassword: GETDEL the record (the password stops working here),
+//     then remove it from the index and PUBLISH its id.
+//   - DeleteUserPasswords: read the index, GETDEL each record, then remove
+//     exactly those ids from the index and PUBLISH each.
+//   - TouchPassword: one Lua script on the record raises LastUsedAt in
+//     place (SETRANGE), keeping the TTL; it never moves backwards and never
+//     creates a key.
+//
+// # Watch
+//
+// Watch SUBSCRIBEs to the events channel and returns once Redis confirms.
+// go-redis reconnects and re-subscribes on its own after a lost
+// connection; because events published meanwhile are lost, every
+// re-subscription is delivered as a store.Reset.
+//
+// # Memory
+//
+// A realistic password (20-character name and username, a 36-character
+// subject, five groups) takes 328 bytes of MEMORY USAGE for its record
+// (250 bytes of value) plus its share of the user index: 120 bytes when it
+// is the user's only password, 39 when the user has ten. TestMemoryBudget
+// holds this under 512 bytes per password.
+//
+// Redis 6.2 or later is required (GETDEL, SET PXAT).
+package redis
