@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/registry-bridge/bridge/groups"
+	"github.com/registry-bridge/bridge/internal/yamlconf"
+	"github.com/registry-bridge/bridge/oidc"
+	"github.com/registry-bridge/bridge/passwords"
+	redisstore "github.com/registry-bridge/bridge/store/redis"
+	"github.com/registry-bridge/bridge/tokens"
+)
+
+// fileConfig is the configuration file (CONTRACT.md). Each section's type
+// belongs to the package that uses it; this type only composes them.
+type fileConfig struct {
+	Listen    string           `yaml:"listen"`
+	PublicURL string           `yaml:"public_url"`
+	TLS       *tlsConfig       `yaml:"tls"`
+	OIDC      *oidc.Config     `yaml:"oidc"`
+	Store     storeConfig      `yaml:"store"`
+	Token     tokens.Config    `yaml:"token"`
+	Passwords passwords.Config `yaml:"passwords"`
+	Access    []groups.Rule    `yaml:"access"`
+	Log       logConfig        `yaml:"log"`
+	Server    serverConfig     `yaml:"server"`
+	UI        uiConfig         `yaml:"ui"`
+}
+
+type uiConfig struct {
+	// Title heads every page. Default "Container registry".
+	Title string `yaml:"title"`
+	// RegistryHost is the host[:port] people docker login to, shown in
+	// the ready-made commands. Default token.service.
+	RegistryHost string `yaml:"registry_host"`
+}
+
+type tlsConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+type storeConfig struct {
+	// Redis, when set, is the shared store; without it the bridge keeps
+	// everything in memory (one instance, lost on restart).
+	Redis *redisstore.Config `yaml:"redis"`
+}
+
+type logConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+type serverConfig struct {
+	// ShutdownTimeout bounds the graceful shutdown. Default 15s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// InsecureAllowHTTPPublicURL permits an http:// public_url on a
+	// non-loopback host; browsers then send session cookies in clear.
+	InsecureAllowHTTPPublicURL bool `yaml:"insecure_allow_http_public_url"`
+}
+
+// loadConfig reads, decodes, defaults and validates the file, reporting
+// every problem at once.
+func loadConfig(path string) (*fileConfig, error) {
+	if path == "" {
+		return nil, errors.New("no config file: pass --config FILE or set BRIDGE_CONFIG")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c fileConfig
+	if err := yamlconf.Decode(data, &c, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *fileConfig) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:5001"
+	}
+	if c.OIDC != nil {
+		c.OIDC.SetDefaults()
+	}
+	c.Token.SetDefaults()
+	c.Passwords.SetDefaults()
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.UI.RegistryHost == "" {
+		c.UI.RegistryHost = c.Token.Service
+	}
+	if c.Server.ShutdownTimeout == 0 {
+		c.Server.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+func (c *fileConfig) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		add(fmt.Errorf("listen: want host:port, got %q", c.Listen))
+	}
+	add(c.validatePublicURL())
+	if c.TLS != nil {
+		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			add(errors.New("tls: set both cert_file and key_file"))
+		}
+		for key, f := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile} {
+			if f != "" {
+				if _, err := os.Stat(f); err != nil {
+					add(fmt.Errorf("%s: %v", key, err))
+				}
+			}
+		}
+	}
+	if c.OIDC != nil {
+		add(c.OIDC.Validate("oidc"))
+		if c.Store.Redis != nil && c.OIDC.EncryptionKeyFile == "" {
+			add(errors.New("oidc.encryption_key_file: required with store.redis (it encrypts the identity provider's refresh tokens at rest; create one with `bridge keys generate`)"))
+		}
+	}
+	if c.Store.Redis != nil {
+		add(c.Store.Redis.Validate())
+	}
+	tokenErr := c.Token.Validate()
+	add(tokenErr)
+	files := map[string]string{"token.signing_key_file": c.Token.SigningKeyFile, "token.certificate_file": c.Token.CertificateFile}
+	for i, f := range c.Token.PreviousKeys {
+		files[fmt.Sprintf("token.previous_keys[%d]", i)] = f
+	}
+	for _, key := range slices.Sorted(maps.Keys(files)) {
+		f := files[key]
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			add(fmt.Errorf("%s: %v", key, err))
+			tokenErr = err
+		}
+	}
+	if tokenErr == nil {
+		if _, err := c.Token.Load(); err != nil {
+			add(err) // unreadable or mismatched key files, with their key paths
+		}
+	}
+	add(c.Passwords.Validate("passwords"))
+	add(groups.Validate(c.Access))
+	if _, err := parseLevel(c.Log.Level); err != nil {
+		add(fmt.Errorf("log.level: %v", err))
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		add(fmt.Errorf("log.format: want json or text, got %q", c.Log.Format))
+	}
+	if c.Server.ShutdownTimeout < 0 {
+		add(errors.New("server.shutdown_timeout: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *fileConfig) validatePublicURL() error {
+	if c.PublicURL == "" {
+		return errors.New("public_url: required (the URL registries and browsers use to reach the bridge)")
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("public_url: want an absolute http(s) URL, got %q", c.PublicURL)
+	}
+	if strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("public_url: want scheme://host[:port] without a path, got %q", c.PublicURL)
+	}
+	if u.Scheme == "http" && c.OIDC != nil && !isLoopbackHost(u.Hostname()) && !c.Server.InsecureAllowHTTPPublicURL {
+		return fmt.Errorf("public_url: %q is plain http on a non-loopback host; browser sessions would travel in clear (use https, or set server.insecure_allow_http_public_url)", c.PublicURL)
+	}
+	return nil
+}
+
+// publicURL returns public_url without a trailing slash.
+func (c *fileConfig) publicURL() string { return strings.TrimSuffix(c.PublicURL, "/") }
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	if err != nil {
+		return 0, fmt.Errorf("want debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+func newLogger(c logConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/registry-bridge/bridge/groups"
+	"github.com/registry-bridge/bridge/httpapi"
+	"github.com/registry-bridge/bridge/store"
+	"github.com/registry-bridge/bridge/store/cache"
+	"github.com/registry-bridge/bridge/store/memory"
+	redisstore "github.com/registry-bridge/bridge/store/redis"
+	"github.com/registry-bridge/bridge/tokens"
+)
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := newFlags("serve")
+	path := configFlag(fs)
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return fmt.Errorf("%s: invalid configuration:\n%w", *path, err)
+	}
+	log := newLogger(cfg.Log, stderr)
+	return serve(ctx, *path, cfg, log)
+}
+
+// openStore returns the configured store. The embedded store is only for
+// `serve`: other commands run in their own process and could not share it.
+func openStore(cfg *fileConfig, log *slog.Logger) (store.Store, error) {
+	if cfg.Store.Redis == nil {
+		return memory.New(time.Now), nil
+	}
+	return redisstore.New(*cfg.Store.Redis, time.Now, log)
+}
+
+func newIssuer(cfg *fileConfig, now func() time.Time) (*tokens.Issuer, error) {
+	opts, err := cfg.Token.Load()
+	if err != nil {
+		return nil, err
+	}
+	opts.Now = now
+	return tokens.NewIssuer(opts)
+}
+
+func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) error {
+	issuer, err := newIssuer(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	policy, err := groups.Compile(cfg.Access)
+	if err != nil {
+		return fmt.Errorf("access: %w", err)
+	}
+	var current atomic.Pointer[groups.Policy]
+	current.Store(policy)
+
+	st, err := openStore(cfg, log)
+	if err != nil {
+		return err
+	}
+	if cfg.Store.Redis == nil {
+		log.Warn("using the embedded in-memory store: passwords are lost on restart and only ONE bridge instance may run; configure store.redis for production")
+	}
+	// The cache closes the store behind it.
+	cached := cache.New(st, cache.Options{Now: time.Now, Log: log})
+	defer cached.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := cached.Start(ctx); err != nil {
+		return fmt.Errorf("store: watch invalidations: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	login, resolver, err := newLogin(cfg, st, cached, reg, log)
+	if err != nil {
+		cached.Close()
+		return err
+	}
+	handler, err := httpapi.New(httpapi.Options{
+		Log:       log,
+		Passwords: cached,
+		Ping:      st.Ping,
+		Tokens:    issuer,
+		Policy:    current.Load,
+		JWKS:      func() any { return issuer.JWKS() },
+		Service:   cfg.Token.Service,
+		PublicURL: cfg.publicURL(),
+		Registry:  reg,
+		Now:       time.Now,
+		Groups:    resolver,
+		Login:     login,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+
+	go watchConfig(ctx, path, cfg, &current, log)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.publicURL(),
+		"token_endpoint", cfg.publicURL()+"/token", "service", cfg.Token.Service, "issuer", cfg.Token.Issuer,
+		"tls", cfg.TLS != nil, "store", storeKind(cfg), "version", version)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout.String())
+	sctx, scancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func storeKind(cfg *fileConfig) string {
+	if cfg.Store.Redis != nil {
+		return "redis"
+	}
+	return "memory"
+}
+
+// watchConfig reloads the access rules on SIGHUP and whenever the file
+// changes. It watches the directory, not the file: Kubernetes updates a
+// mounted ConfigMap by swapping a symlink, which a file watch would miss.
+// A bad new file keeps the old policy and logs every problem.
+func watchConfig(ctx context.Context, path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var events <-chan fsnotify.Event
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		defer w.Close()
+		if err = w.Add(filepath.Dir(path)); err == nil {
+			events = w.Events
+		}
+	}
+	if err != nil {
+		log.Warn("config file watch unavailable; reload with SIGHUP", "err", err)
+	}
+
+	var debounce <-chan time.Time
+	lastSeen := fileStamp(path)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			reloadConfig(path, running, current, log, "SIGHUP")
+			lastSeen = fileStamp(path)
+		case ev := <-events:
+			if filepath.Clean(ev.Name) == filepath.Clean(path) || filepath.Base(ev.Name) == "..data" {
+				debounce = time.After(250 * time.Millisecond)
+			}
+		case <-debounce:
+			debounce = nil
+			if s := fileStamp(path); s != lastSeen {
+				lastSeen = s
+				reloadConfig(path, running, current, log, "file changed")
+			}
+		}
+	}
+}
+
+// fileStamp returns the file's content, so that a reload happens only
+// when it really changed (editors and ConfigMap swaps fire many events).
+func fileStamp(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 8<<20))
+	return string(b)
+}
+
+func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger, why string) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		log.Error("config reload failed; keeping the running configuration", "trigger", why, "err", err.Error())
+		return
+	}
+	policy, err := groups.Compile(cfg.Access)
+	if err != nil {
+		log.Error("config reload failed; keeping the running configuration", "trigger", why, "err", err.Error())
+		return
+	}
+	current.Store(policy)
+	var restart []string
+	for name, pair := range map[string][2]any{
+		"listen": {running.Listen, cfg.Listen}, "public_url": {running.PublicURL, cfg.PublicURL},
+		"tls": {running.TLS, cfg.TLS}, "oidc": {running.OIDC, cfg.OIDC}, "store": {running.Store, cfg.Store},
+		"token": {running.Token, cfg.Token}, "passwords": {running.Passwords, cfg.Passwords},
+		"log": {running.Log, cfg.Log}, "server": {running.Server, cfg.Server},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			restart = append(restart, name)
+		}
+	}
+	log.Info("access rules reloaded", "trigger", why, "rules", len(cfg.Access))
+	if len(restart) > 0 {
+		log.Warn("these sections changed but take effect only after a restart", "sections", restart)
+	}
+}
