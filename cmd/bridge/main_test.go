@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -223,4 +224,13 @@ func TestDeployExampleConfig(t *testing.T) {
 	if _, stderr, err := runCLI(t, "config", "check", "--config", path); err != nil {
 		t.Fatalf("deploy/examples/bridge.yaml: %v\n%s", err, stderr)
 	}
+}
+
+func mustB64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
