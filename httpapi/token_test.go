@@ -40,6 +40,7 @@ type fixture struct {
 var testRules = []groups.Rule{
 	{Groups: []string{"admins"}, Repositories: []string{"**"}, Actions: []string{"pull", "push", "delete"}, Catalog: true},
 	{Groups: []string{"team-a"}, Repositories: []string{"team-a/**"}, Actions: []string{"pull", "push"}},
+	{Groups: []string{"team-b"}, Repositories: []string{"team-b/**"}, Actions: []string{"pull", "push"}},
 	{Users: []string{"*"}, Repositories: []string{"${username}/**"}, Actions: []string{"pull", "push", "delete"}},
 	{Anonymous: true, Repositories: []string{"public/**"}, Actions: []string{"pull"}},
 }
