@@ -1,0 +1,178 @@
+package testenv
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// OCI media types and the annotation that names a tag in an image layout
+// (opencontainers/image-spec, image-layout.md and annotations.md).
+const (
+	mediaTypeIndex    = "application/vnd.oci.image.index.v1+json"
+	mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
+	mediaTypeConfig   = "application/vnd.oci.image.config.v1+json"
+	mediaTypeLayer    = "application/vnd.oci.image.layer.v1.tar+gzip"
+	annotationRefName = "org.opencontainers.image.ref.name"
+)
+
+// OCIImage is an image in an OCI image layout directory.
+type OCIImage struct {
+	// Dir is the layout directory.
+	Dir string
+	// Tag is the index's org.opencontainers.image.ref.name for the image.
+	Tag string
+	// ManifestDigest is the manifest's digest, "sha256:…".
+	ManifestDigest string
+}
+
+type descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int               `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// OCILayout writes a tiny valid OCI image layout into dir (created if
+// missing): one gzip'd tar layer holding hello.txt, a config blob, a
+// manifest, an index.json naming the manifest "v1", and oci-layout. It
+// needs no network, and its content is the same on every call, so its
+// ManifestDigest is stable.
+func OCILayout(t testing.TB, dir string) OCIImage {
+	t.Helper()
+	img, err := writeOCILayout(dir)
+	if err != nil {
+		t.Fatalf("testenv: OCI layout: %v", err)
+	}
+	return img
+}
+
+func writeOCILayout(dir string) (OCIImage, error) {
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return OCIImage{}, err
+	}
+	writeBlob := func(mediaType string, b []byte) (descriptor, error) {
+		sum := sha256.Sum256(b)
+		h := hex.EncodeToString(sum[:])
+		if err := os.WriteFile(filepath.Join(blobs, h), b, 0o644); err != nil {
+			return descriptor{}, err
+		}
+		return descriptor{MediaType: mediaType, Digest: "sha256:" + h, Size: len(b)}, nil
+	}
+
+	layerTar, err := tarFile("hello.txt", []byte("hello from the registry-bridge test suite\n"))
+	if err != nil {
+		return OCIImage{}, err
+	}
+	diffID := sha256.Sum256(layerTar)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz) // the zero header (no name, no mtime) keeps the blob stable
+	if _, err := zw.Write(layerTar); err != nil {
+		return OCIImage{}, err
+	}
+	if err := zw.Close(); err != nil {
+		return OCIImage{}, err
+	}
+	layer, err := writeBlob(mediaTypeLayer, gz.Bytes())
+	if err != nil {
+		return OCIImage{}, err
+	}
+
+	type rootfs struct {
+		Type    string   `json:"type"`
+		DiffIDs []string `json:"diff_ids"`
+	}
+	config, err := json.Marshal(struct {
+		Architecture string   `json:"architecture"`
+		OS           string   `json:"os"`
+		Config       struct{} `json:"config"`
+		RootFS       rootfs   `json:"rootfs"`
+	}{
+		Architecture: "amd64",
+		OS:           "linux",
+		RootFS:       rootfs{Type: "layers", DiffIDs: []string{"sha256:" + hex.EncodeToString(diffID[:])}},
+	})
+	if err != nil {
+		return OCIImage{}, err
+	}
+	configDesc, err := writeBlob(mediaTypeConfig, config)
+	if err != nil {
+		return OCIImage{}, err
+	}
+
+	manifest, err := json.Marshal(struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType"`
+		Config        descriptor   `json:"config"`
+		Layers        []descriptor `json:"layers"`
+	}{2, mediaTypeManifest, configDesc, []descriptor{layer}})
+	if err != nil {
+		return OCIImage{}, err
+	}
+	manifestDesc, err := writeBlob(mediaTypeManifest, manifest)
+	if err != nil {
+		return OCIImage{}, err
+	}
+	const tag = "v1"
+	manifestDesc.Annotations = map[string]string{annotationRefName: tag}
+
+	index, err := json.Marshal(struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType"`
+		Manifests     []descriptor `json:"manifests"`
+	}{2, mediaTypeIndex, []descriptor{manifestDesc}})
+	if err != nil {
+		return OCIImage{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), index, 0o644); err != nil {
+		return OCIImage{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return OCIImage{}, err
+	}
+	return OCIImage{Dir: dir, Tag: tag, ManifestDigest: manifestDesc.Digest}, nil
+}
+
+// tarFile returns a tar archive holding one regular file.
+func tarFile(name string, content []byte) ([]byte, error) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(content); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// LayoutManifests returns the digests of the manifests that the
+// index.json of the OCI image layout in dir lists, in order.
+func LayoutManifests(dir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return nil, fmt.Errorf("testenv: read OCI layout: %w", err)
+	}
+	var index struct {
+		Manifests []descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &index); err != nil {
+		return nil, fmt.Errorf("testenv: read OCI layout %s: %w", dir, err)
+	}
+	digests := make([]string, 0, len(index.Manifests))
+	for _, d := range index.Manifests {
+		digests = append(digests, d.Digest)
+	}
+	return digests, nil
+}

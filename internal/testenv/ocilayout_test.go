@@ -1,0 +1,111 @@
+package testenv_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/registry-bridge/bridge/internal/testenv"
+)
+
+func TestOCILayout(t *testing.T) {
+	dir := t.TempDir()
+	img := testenv.OCILayout(t, dir)
+	if img.Dir != dir || img.Tag != "v1" {
+		t.Fatalf("OCILayout = %+v, want Dir %s and Tag v1", img, dir)
+	}
+
+	// Every blob is stored under its own digest.
+	blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blobs) != 3 {
+		t.Errorf("%d blobs, want 3 (layer, config, manifest)", len(blobs))
+	}
+	for _, b := range blobs {
+		content, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", b.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(content); hex.EncodeToString(sum[:]) != b.Name() {
+			t.Errorf("blob %s has digest %x", b.Name(), sum)
+		}
+	}
+
+	var index struct {
+		SchemaVersion int `json:"schemaVersion"`
+		Manifests     []struct {
+			MediaType   string            `json:"mediaType"`
+			Digest      string            `json:"digest"`
+			Size        int64             `json:"size"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	readJSON(t, filepath.Join(dir, "index.json"), &index)
+	if index.SchemaVersion != 2 || len(index.Manifests) != 1 {
+		t.Fatalf("index = %+v, want schemaVersion 2 and one manifest", index)
+	}
+	m := index.Manifests[0]
+	if m.Digest != img.ManifestDigest || m.Annotations["org.opencontainers.image.ref.name"] != "v1" {
+		t.Errorf("index manifest = %+v, want digest %s named v1", m, img.ManifestDigest)
+	}
+
+	var manifest struct {
+		Config struct{ Digest string } `json:"config"`
+		Layers []struct {
+			MediaType string `json:"mediaType"`
+			Digest    string `json:"digest"`
+			Size      int64  `json:"size"`
+		} `json:"layers"`
+	}
+	readJSON(t, blobPath(dir, img.ManifestDigest), &manifest)
+	if len(manifest.Layers) != 1 || !strings.HasSuffix(manifest.Layers[0].MediaType, "tar+gzip") {
+		t.Fatalf("manifest layers = %+v, want one gzip layer", manifest.Layers)
+	}
+	info, err := os.Stat(blobPath(dir, manifest.Layers[0].Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size() != manifest.Layers[0].Size {
+		t.Errorf("layer size %d, manifest says %d", info.Size(), manifest.Layers[0].Size)
+	}
+	if _, err := os.Stat(blobPath(dir, manifest.Config.Digest)); err != nil {
+		t.Errorf("config blob: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		t.Error(err)
+	}
+
+	got, err := testenv.LayoutManifests(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != img.ManifestDigest {
+		t.Errorf("LayoutManifests = %v, want [%s]", got, img.ManifestDigest)
+	}
+
+	// The content is deterministic, so pushes from different tests share blobs.
+	if again := testenv.OCILayout(t, t.TempDir()); again.ManifestDigest != img.ManifestDigest {
+		t.Errorf("second layout has digest %s, want %s", again.ManifestDigest, img.ManifestDigest)
+	}
+}
+
+func blobPath(dir, digest string) string {
+	return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
