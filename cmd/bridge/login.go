@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/registry-bridge/bridge/httpapi"
+	"github.com/registry-bridge/bridge/identity"
+	"github.com/registry-bridge/bridge/oidc"
+	"github.com/registry-bridge/bridge/store"
+)
+
+// newLogin wires the browser login and group revalidation when the
+// configuration has an oidc section; without one both are nil and
+// passwords act with the groups they were minted with.
+func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, httpapi.GroupResolver, error) {
+	if cfg.OIDC == nil {
+		log.Info("no oidc section: browser login is off; mint passwords with `bridge passwords create`")
+		return nil, nil, nil
+	}
+	var sealer *oidc.Sealer
+	var err error
+	if cfg.OIDC.EncryptionKeyFile != "" {
+		key, kerr := oidc.LoadEncryptionKey(cfg.OIDC.EncryptionKeyFile)
+		if kerr != nil {
+			return nil, nil, fmt.Errorf("oidc.encryption_key_file: %w", kerr)
+		}
+		sealer, err = oidc.NewSealer(key)
+	} else {
+		sealer, err = oidc.RandomSealer()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	provider, err := oidc.New(oidc.Options{
+		Config:      *cfg.OIDC,
+		RedirectURL: cfg.publicURL() + "/callback",
+		HTTPClient:  &http.Client{Timeout: 10 * time.Second},
+		Log:         log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	revalidations := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bridge_revalidations_total",
+		Help: "Group revalidations at the identity provider, by result (ok, rejected, unreachable, skipped_locked, error).",
+	}, []string{"result"})
+	reg.MustRegister(revalidations)
+	resolver := identity.NewRevalidator(identity.Options{
+		Users:    cached,
+		Store:    st,
+		Provider: provider,
+		Sealer:   sealer,
+		Every:    cfg.Passwords.RevalidateEvery,
+		Grace:    cfg.OIDC.RevalidateGrace,
+		Log:      log,
+		Observe:  func(result string) { revalidations.WithLabelValues(result).Inc() },
+	})
+	return &httpapi.LoginOptions{
+		Provider:    provider,
+		Sessions:    st,
+		Accounts:    cached,
+		Sealer:      sealer,
+		Passwords:   cfg.Passwords,
+		IdleTimeout: cfg.OIDC.SessionIdleTimeout,
+		MaxAge:      cfg.OIDC.SessionMaxAge,
+		Registry:    cfg.UI.RegistryHost,
+		Title:       cfg.UI.Title,
+	}, resolver, nil
+}
