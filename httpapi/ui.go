@@ -378,8 +378,10 @@ func (u *ui) saveUser(ctx context.Context, id oidc.Identity, toks oidc.Tokens) *
 		return unavailable("user store", err)
 	}
 	now := u.s.now()
+	// Passwords can be minted only while this session lives, and live at
+	// most MaxLifetime: the record must outlive every one of them.
 	user := store.User{Username: id.Username, Subject: id.Subject, Email: id.Email, Groups: id.Groups,
-		RevalidatedAt: now, ExpiresAt: now.Add(u.Passwords.MaxLifetime)}
+		RevalidatedAt: now, ExpiresAt: now.Add(u.MaxAge + u.Passwords.MaxLifetime)}
 	if prev.ExpiresAt.After(user.ExpiresAt) {
 		user.ExpiresAt = prev.ExpiresAt
 	}

@@ -371,6 +371,27 @@ func TestLoginMintUseRevoke(t *testing.T) {
 
 const sessionCookie0 = "rb_session"
 
+// TestUserRecordOutlivesPasswords: a password minted late in a session,
+// with the longest lifetime, still finds its owner's record on its last day.
+func TestUserRecordOutlivesPasswords(t *testing.T) {
+	s := newSite(t)
+	b := s.browser()
+	b.login("alice", "alice-pw")
+	for range 13 { // late in the 12h session, kept alive within the idle timeout
+		s.clock.Advance(50 * time.Minute)
+		b.get(s.base + "/")
+	}
+	form := url.Values{"csrf": {b.csrf()}, "name": {"long"}, "lifetime": {"2160h"}}
+	if resp := b.postForm(s.base+"/passwords", form); resp.StatusCode != 200 {
+		t.Fatalf("mint: %d %s", resp.StatusCode, b.body)
+	}
+	pw := find(t, newPasswordRE, b.body)
+	s.clock.Advance(2160*time.Hour - time.Hour) // the password's last day
+	if code, granted, body := s.token("alice", pw, "repository:team-a/x:pull"); code != 200 || len(granted) != 1 {
+		t.Fatalf("on its last day the password got %d %v %s", code, granted, body)
+	}
+}
+
 func TestJSONAPI(t *testing.T) {
 	s := newSite(t)
 	b := s.browser()

@@ -6,7 +6,7 @@ import "time"
 // value; the store keys the session by that value's digest (ID), so a copy
 // of the store holds no usable session.
 type Session struct {
-	// ID is the hex SHA-256 of the cookie value.
+	// ID is the hex SHA-256 of the cookie value; it names the record.
 	ID       string   `json:"id"`
 	Subject  string   `json:"sub"`
 	Username string   `json:"user"`
@@ -18,10 +18,12 @@ type Session struct {
 	// IDToken is the login's ID token, the hint for RP-initiated logout.
 	IDToken   string    `json:"idt,omitempty"`
 	CreatedAt time.Time `json:"created"`
-	// LastSeenAt is the last request's time, written at most once a
-	// minute.
+	// LastSeenAt is the last request's time, written (by TouchSession)
+	// at most once a minute. Backends keep it to the millisecond.
 	LastSeenAt time.Time `json:"seen"`
-	// ExpiresAt is min(CreatedAt + max age, LastSeenAt + idle timeout).
+	// ExpiresAt is min(CreatedAt + max age, LastSeenAt + idle timeout);
+	// TouchSession moves it together with LastSeenAt. Backends keep it to
+	// the millisecond.
 	ExpiresAt time.Time `json:"expires"`
 }
 
@@ -35,7 +37,9 @@ type LoginState struct {
 	// Binding is the hex SHA-256 of a random value held in a cookie of
 	// the browser that started the login; the callback must present it,
 	// so a state cannot be completed in another browser.
-	Binding   string    `json:"binding"`
+	Binding string `json:"binding"`
+	// ExpiresAt is when the login can no longer be completed; the record
+	// goes then.
 	ExpiresAt time.Time `json:"expires"`
 }
 

@@ -61,12 +61,17 @@ const (
 	// Reset: events may have been lost (for example the backend's
 	// subscription reconnected); drop every cached record.
 	Reset
+	// UserChanged: the user record Event.ID (a username) was written or
+	// deleted.
+	UserChanged
 )
 
 // Event tells caches that records changed elsewhere.
 type Event struct {
 	Kind EventKind
-	ID   string
+	// ID is the password id for PasswordChanged, the username for
+	// UserChanged, and empty for Reset.
+	ID string
 }
 
 // Store is the bridge's persistence. Implementations are safe for
@@ -95,6 +100,55 @@ type Store interface {
 	// PasswordChanged event for each, and returns how many of them had not
 	// expired.
 	DeleteUserPasswords(ctx context.Context, username string) (int, error)
+
+	// CreateSession stores s under s.ID. It fails with ErrAlreadyExists
+	// if the id is taken, and with another error if s has no ID or its
+	// ExpiresAt is not in the future.
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns the session id, or ErrNotFound if there is none
+	// or it has expired.
+	GetSession(ctx context.Context, id string) (Session, error)
+	// TouchSession sets the session's LastSeenAt to seen and its
+	// ExpiresAt (and the backend's TTL) to expires, as one change. If
+	// seen is before the stored LastSeenAt it changes nothing, so
+	// LastSeenAt never moves backwards. An expires that is not after now
+	// ends the session. It returns ErrNotFound if there is no session id
+	// or it has expired, and never recreates one.
+	TouchSession(ctx context.Context, id string, seen, expires time.Time) error
+	// DeleteSession removes the session id. A missing session is not an
+	// error.
+	DeleteSession(ctx context.Context, id string) error
+
+	// PutLoginState stores st under st.State until st.ExpiresAt. It fails
+	// with ErrAlreadyExists if the state is taken, and with another error
+	// if st has no State or its ExpiresAt is not in the future.
+	PutLoginState(ctx context.Context, st LoginState) error
+	// TakeLoginState returns and removes the login state in one atomic
+	// step, so that of any number of concurrent calls at most one
+	// succeeds. It returns ErrNotFound if there is none, it was taken
+	// already, or it has expired.
+	TakeLoginState(ctx context.Context, state string) (LoginState, error)
+
+	// GetUser returns the user username, or ErrNotFound if there is none
+	// or the record has expired.
+	GetUser(ctx context.Context, username string) (User, error)
+	// PutUser stores u under u.Username until u.ExpiresAt, replacing any
+	// record there, and publishes a UserChanged event for it. It fails if
+	// u has no Username or its ExpiresAt is not in the future.
+	PutUser(ctx context.Context, u User) error
+	// DeleteUser removes the user username and publishes a UserChanged
+	// event for it. A missing user is not an error.
+	DeleteUser(ctx context.Context, username string) error
+
+	// TryLock takes the store-wide lock name for ttl (at least a
+	// millisecond) unless someone holds it, in which case it returns
+	// ok == false and a nil error. unlock releases the lock if this call
+	// still holds it: once ttl has passed and another caller has taken
+	// the lock, unlock leaves the new holder's lock alone. unlock is never
+	// nil, does nothing unless ok, and is safe to call more than once.
+	// The ttl runs on the backend's clock: the Redis server's for
+	// store/redis.
+	TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error)
 
 	// Watch calls fn for every invalidation event until ctx ends. It
 	// returns once the subscription is established (or failed), so that

@@ -34,8 +34,8 @@ type Options struct {
 	// TTL bounds how long a record is served without asking the next
 	// store, should an invalidation event be lost. Default DefaultTTL.
 	TTL time.Duration
-	// MaxEntries bounds the number of cached records. Default
-	// DefaultMaxEntries.
+	// MaxEntries bounds the number of cached passwords, and separately
+	// the number of cached users. Default DefaultMaxEntries.
 	MaxEntries int
 	// TouchInterval is how often pending TouchPassword calls are written to
 	// the next store, at most one write per password each time. Default
@@ -49,8 +49,9 @@ type Options struct {
 
 var _ store.Store = (*Cache)(nil)
 
-// Cache is a store.Store that keeps GetPassword hits in process memory in
-// front of another store. See the package documentation.
+// Cache is a store.Store that keeps GetPassword and GetUser hits in
+// process memory in front of another store, which it owns: Close closes
+// it. See the package documentation.
 type Cache struct {
 	next        store.Store
 	ttl         time.Duration
@@ -71,18 +72,22 @@ type Cache struct {
 // shard is one lock's worth of the cache.
 type shard struct {
 	mu      sync.RWMutex
-	entries map[string]entry
-	// gen counts invalidations; a fetch that saw another gen before it
-	// started must not fill the cache, since its result may predate the
-	// invalidation.
-	gen uint64
+	entries map[string]entry[store.Password] // by password id
+	// gen counts invalidations of entries; a fetch that saw another gen
+	// before it started must not fill the cache, since its result may
+	// predate the invalidation.
+	gen   uint64
+	users map[string]entry[store.User] // by username
+	// userGen is gen for users.
+	userGen uint64
 	// touches holds the latest pending TouchPassword time per id.
 	touches map[string]time.Time
 }
 
-type entry struct {
-	p     store.Password
-	until time.Time // min(fetch time + TTL, p.ExpiresAt)
+// entry is a cached record.
+type entry[R any] struct {
+	rec   R
+	until time.Time // min(fetch time + TTL, the record's ExpiresAt)
 }
 
 // New returns a Cache in front of next. Call Start to follow next's
@@ -116,7 +121,8 @@ func New(next store.Store, opts Options) *Cache {
 	}
 	c.maxPerShard = max(1, (maxEntries+numShards-1)/numShards)
 	for i := range c.shards {
-		c.shards[i].entries = make(map[string]entry)
+		c.shards[i].entries = make(map[string]entry[store.Password])
+		c.shards[i].users = make(map[string]entry[store.User])
 		c.shards[i].touches = make(map[string]time.Time)
 	}
 	return c
@@ -150,9 +156,12 @@ func (c *Cache) handle(e store.Event) {
 	switch e.Kind {
 	case store.PasswordChanged:
 		c.invalidate(e.ID)
+	case store.UserChanged:
+		c.invalidateUser(e.ID)
 	case store.Reset:
-		c.log.Info("cache: dropping every cached password", "reason", "store reset")
+		c.log.Info("cache: dropping every cached password and user", "reason", "store reset")
 		c.invalidateAll(func(store.Password) bool { return true })
+		c.invalidateUsers()
 	}
 }
 
@@ -168,7 +177,7 @@ func (c *Cache) GetPassword(ctx context.Context, id string) (store.Password, err
 	gen := sh.gen
 	sh.mu.RUnlock()
 	if ok && now.Before(e.until) {
-		return e.p, nil
+		return e.rec, nil
 	}
 
 	p, err := c.next.GetPassword(ctx, id)
@@ -189,20 +198,21 @@ func (c *Cache) GetPassword(ctx context.Context, id string) (store.Password, err
 			p.LastUsedAt = t
 		}
 		if _, present := sh.entries[id]; !present && len(sh.entries) >= c.maxPerShard {
-			sh.evictLocked(now)
+			evict(sh.entries, now)
 		}
-		sh.entries[id] = entry{p: p, until: until}
+		sh.entries[id] = entry[store.Password]{rec: p, until: until}
 	}
 	sh.mu.Unlock()
 	return p, nil
 }
 
-// evictLocked makes room for one entry: an expired one among the first
-// few it sees, or else the first it sees (Go's map order is randomised).
-func (sh *shard) evictLocked(now time.Time) {
+// evict makes room for one entry in a shard's map, whose lock the caller
+// holds: it drops an expired one among the first few it sees, or else the
+// first it sees (Go's map order is randomised).
+func evict[R any](entries map[string]entry[R], now time.Time) {
 	var victim string
 	seen := 0
-	for id, e := range sh.entries {
+	for id, e := range entries {
 		if !now.Before(e.until) {
 			victim = id
 			break
@@ -214,7 +224,7 @@ func (sh *shard) evictLocked(now time.Time) {
 			break
 		}
 	}
-	delete(sh.entries, victim)
+	delete(entries, victim)
 }
 
 // TouchPassword records that id was used at t and returns at once; the
@@ -226,8 +236,8 @@ func (c *Cache) TouchPassword(_ context.Context, id string, t time.Time) error {
 	if cur, ok := sh.touches[id]; !ok || t.After(cur) {
 		sh.touches[id] = t
 	}
-	if e, ok := sh.entries[id]; ok && t.After(e.p.LastUsedAt) {
-		e.p.LastUsedAt = t
+	if e, ok := sh.entries[id]; ok && t.After(e.rec.LastUsedAt) {
+		e.rec.LastUsedAt = t
 		sh.entries[id] = e
 	}
 	sh.mu.Unlock()
@@ -260,6 +270,94 @@ func (c *Cache) ListPasswords(ctx context.Context, username string) ([]store.Pas
 	return c.next.ListPasswords(ctx, username)
 }
 
+// GetUser returns the cached record for username, or asks the next store
+// and caches a hit until min(TTL, its ExpiresAt). Misses are not cached.
+// The returned record shares its slices with the cache: callers must not
+// modify Groups or RefreshToken.
+func (c *Cache) GetUser(ctx context.Context, username string) (store.User, error) {
+	sh := c.shard(username)
+	now := c.now()
+	sh.mu.RLock()
+	e, ok := sh.users[username]
+	gen := sh.userGen
+	sh.mu.RUnlock()
+	if ok && now.Before(e.until) {
+		return e.rec, nil
+	}
+
+	u, err := c.next.GetUser(ctx, username)
+	if err != nil {
+		return u, err
+	}
+	u.Groups = slices.Clip(u.Groups)
+	u.RefreshToken = slices.Clip(u.RefreshToken)
+	until := now.Add(c.ttl)
+	if u.ExpiresAt.Before(until) {
+		until = u.ExpiresAt
+	}
+
+	sh.mu.Lock()
+	if sh.userGen == gen {
+		if _, present := sh.users[username]; !present && len(sh.users) >= c.maxPerShard {
+			evict(sh.users, now)
+		}
+		sh.users[username] = entry[store.User]{rec: u, until: until}
+	}
+	sh.mu.Unlock()
+	return u, nil
+}
+
+// PutUser writes through the next store and drops the cached record at
+// once, whatever the outcome.
+func (c *Cache) PutUser(ctx context.Context, u store.User) error {
+	err := c.next.PutUser(ctx, u)
+	c.invalidateUser(u.Username)
+	return err
+}
+
+// DeleteUser deletes through the next store and drops the cached record
+// at once, whatever the outcome.
+func (c *Cache) DeleteUser(ctx context.Context, username string) error {
+	err := c.next.DeleteUser(ctx, username)
+	c.invalidateUser(username)
+	return err
+}
+
+// CreateSession delegates to the next store; sessions are not cached.
+func (c *Cache) CreateSession(ctx context.Context, s store.Session) error {
+	return c.next.CreateSession(ctx, s)
+}
+
+// GetSession delegates to the next store.
+func (c *Cache) GetSession(ctx context.Context, id string) (store.Session, error) {
+	return c.next.GetSession(ctx, id)
+}
+
+// TouchSession delegates to the next store.
+func (c *Cache) TouchSession(ctx context.Context, id string, seen, expires time.Time) error {
+	return c.next.TouchSession(ctx, id, seen, expires)
+}
+
+// DeleteSession delegates to the next store.
+func (c *Cache) DeleteSession(ctx context.Context, id string) error {
+	return c.next.DeleteSession(ctx, id)
+}
+
+// PutLoginState delegates to the next store.
+func (c *Cache) PutLoginState(ctx context.Context, st store.LoginState) error {
+	return c.next.PutLoginState(ctx, st)
+}
+
+// TakeLoginState delegates to the next store.
+func (c *Cache) TakeLoginState(ctx context.Context, state string) (store.LoginState, error) {
+	return c.next.TakeLoginState(ctx, state)
+}
+
+// TryLock delegates to the next store.
+func (c *Cache) TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error) {
+	return c.next.TryLock(ctx, name, ttl)
+}
+
 // Watch delegates to the next store.
 func (c *Cache) Watch(ctx context.Context, fn func(store.Event)) error {
 	return c.next.Watch(ctx, fn)
@@ -269,8 +367,8 @@ func (c *Cache) Watch(ctx context.Context, fn func(store.Event)) error {
 func (c *Cache) Ping(ctx context.Context) error { return c.next.Ping(ctx) }
 
 // Close stops the goroutines Start began, writes pending touches (for up
-// to five seconds), and closes the next store. It may be called more than
-// once.
+// to five seconds), and then closes the next store: the Cache owns it, so
+// do not close that store yourself. It may be called more than once.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -339,13 +437,32 @@ func (c *Cache) invalidate(id string) {
 	sh.mu.Unlock()
 }
 
-// invalidateAll drops every entry for which match is true.
+func (c *Cache) invalidateUser(username string) {
+	sh := c.shard(username)
+	sh.mu.Lock()
+	delete(sh.users, username)
+	sh.userGen++
+	sh.mu.Unlock()
+}
+
+// invalidateUsers drops every cached user.
+func (c *Cache) invalidateUsers() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.users)
+		sh.userGen++
+		sh.mu.Unlock()
+	}
+}
+
+// invalidateAll drops every password entry for which match is true.
 func (c *Cache) invalidateAll(match func(store.Password) bool) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		for id, e := range sh.entries {
-			if match(e.p) {
+			if match(e.rec) {
 				delete(sh.entries, id)
 			}
 		}

@@ -21,16 +21,38 @@ import (
 type spy struct {
 	store.Store
 
-	mu      sync.Mutex
-	gets    map[string]int
-	touches map[string][]time.Time
-	watchFn func(store.Event)
-	// beforeGet, when set, runs inside GetPassword before the lookup.
+	mu       sync.Mutex
+	gets     map[string]int
+	userGets map[string]int
+	touches  map[string][]time.Time
+	watchFn  func(store.Event)
+	// beforeGet, when set, runs inside GetPassword and GetUser before the
+	// lookup.
 	beforeGet func(id string)
+	// muted, when set before Start, keeps the next store's own events
+	// away from the cache: only deliver reaches it.
+	muted bool
 }
 
 func newSpy(next store.Store) *spy {
-	return &spy{Store: next, gets: map[string]int{}, touches: map[string][]time.Time{}}
+	return &spy{Store: next, gets: map[string]int{}, userGets: map[string]int{}, touches: map[string][]time.Time{}}
+}
+
+func (s *spy) GetUser(ctx context.Context, username string) (store.User, error) {
+	s.mu.Lock()
+	s.userGets[username]++
+	hook := s.beforeGet
+	s.mu.Unlock()
+	if hook != nil {
+		hook(username)
+	}
+	return s.Store.GetUser(ctx, username)
+}
+
+func (s *spy) userGetCount(username string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userGets[username]
 }
 
 func (s *spy) GetPassword(ctx context.Context, id string) (store.Password, error) {
@@ -54,7 +76,11 @@ func (s *spy) TouchPassword(ctx context.Context, id string, t time.Time) error {
 func (s *spy) Watch(ctx context.Context, fn func(store.Event)) error {
 	s.mu.Lock()
 	s.watchFn = fn
+	muted := s.muted
 	s.mu.Unlock()
+	if muted {
+		return nil
+	}
 	return s.Store.Watch(ctx, fn)
 }
 
@@ -375,8 +401,8 @@ func TestStartFailure(t *testing.T) {
 	}
 }
 
-// TestConcurrentUse is for -race: lookups, touches, deletes and events at
-// once.
+// TestConcurrentUse is for -race: lookups, touches, deletes, user writes
+// and events at once.
 func TestConcurrentUse(t *testing.T) {
 	f := newFixture(t, Options{TouchInterval: time.Millisecond, MaxEntries: 64})
 	if err := f.cache.Start(t.Context()); err != nil {
@@ -401,9 +427,14 @@ func TestConcurrentUse(t *testing.T) {
 					f.spy.deliver(t, store.Event{Kind: store.Reset})
 				case g == 2 && i%150 == 0:
 					_, _ = f.cache.DeleteUserPasswords(t.Context(), "u1")
+				case g == 3 && i%30 == 0:
+					_ = f.cache.PutUser(t.Context(), store.User{Username: fmt.Sprintf("u%d", i%5), ExpiresAt: f.clock.Now().Add(time.Hour)})
+				case g == 4 && i%70 == 0:
+					_ = f.cache.DeleteUser(t.Context(), fmt.Sprintf("u%d", i%5))
 				default:
 					_, _ = f.cache.GetPassword(t.Context(), id)
 					_ = f.cache.TouchPassword(t.Context(), id, f.clock.Now())
+					_, _ = f.cache.GetUser(t.Context(), fmt.Sprintf("u%d", i%5))
 				}
 			}
 		})
@@ -418,42 +449,23 @@ func TestConcurrentUse(t *testing.T) {
 			t.Errorf("%s: store says %v, cache says %v", id, memErr, cacheErr)
 		}
 	}
+	for i := range 5 {
+		name := fmt.Sprintf("u%d", i)
+		_, memErr := f.mem.GetUser(t.Context(), name)
+		_, cacheErr := f.cache.GetUser(t.Context(), name)
+		if errors.Is(memErr, store.ErrNotFound) != errors.Is(cacheErr, store.ErrNotFound) {
+			t.Errorf("user %s: store says %v, cache says %v", name, memErr, cacheErr)
+		}
+	}
 }
 
 // TestRevokeReachesOtherProcess: two caches, as in two bridge processes,
 // over one backend. A revoke through one makes the other answer
 // ErrNotFound within a second.
 func TestRevokeReachesOtherProcess(t *testing.T) {
-	backends := []struct {
-		name string
-		open func(t *testing.T) (a, b store.Store)
-	}{
-		{"memory", func(t *testing.T) (store.Store, store.Store) {
-			m := memory.New(time.Now)
-			return m, m
-		}},
-		{"redis", func(t *testing.T) (store.Store, store.Store) {
-			addr := testenv.Redis(t)
-			open := func() store.Store {
-				st, err := redis.New(redis.Config{URL: "redis://" + addr, KeyPrefix: "revoke:"}, time.Now, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return st
-			}
-			return open(), open()
-		}},
-	}
-	for _, backend := range backends {
+	for _, backend := range sharedBackends {
 		t.Run(backend.name, func(t *testing.T) {
-			a, b := backend.open(t)
-			procA, procB := New(a, Options{TTL: time.Hour}), New(b, Options{TTL: time.Hour})
-			for _, c := range []*Cache{procA, procB} {
-				t.Cleanup(func() { c.Close() })
-				if err := c.Start(t.Context()); err != nil {
-					t.Fatal(err)
-				}
-			}
+			procA, procB := twoProcesses(t, backend.open)
 			ctx := t.Context()
 			tests := []struct {
 				name   string
@@ -487,6 +499,44 @@ func TestRevokeReachesOtherProcess(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sharedBackends open two handles on one backend, as two bridge processes
+// would hold.
+var sharedBackends = []struct {
+	name string
+	open func(t *testing.T) (a, b store.Store)
+}{
+	{"memory", func(t *testing.T) (store.Store, store.Store) {
+		m := memory.New(time.Now)
+		return m, m
+	}},
+	{"redis", func(t *testing.T) (store.Store, store.Store) {
+		addr := testenv.Redis(t)
+		open := func() store.Store {
+			st, err := redis.New(redis.Config{URL: "redis://" + addr, KeyPrefix: "shared:"}, time.Now, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		return open(), open()
+	}},
+}
+
+// twoProcesses puts a started cache with an hour's TTL in front of each
+// handle open returns; they close with the test.
+func twoProcesses(t *testing.T, open func(t *testing.T) (a, b store.Store)) (procA, procB *Cache) {
+	t.Helper()
+	a, b := open(t)
+	procA, procB = New(a, Options{TTL: time.Hour}), New(b, Options{TTL: time.Hour})
+	for _, c := range []*Cache{procA, procB} {
+		t.Cleanup(func() { c.Close() })
+		if err := c.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return procA, procB
 }
 
 // waitNotFound polls c until id is gone, failing after within.

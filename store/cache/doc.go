@@ -8,6 +8,10 @@
 //
 //   - GetPassword hits are cached until min(TTL, the record's ExpiresAt).
 //     Misses are not cached, so a password works as soon as it is created.
+//   - GetUser hits (the groups of a browser-minted password's owner, read
+//     on every token request for it) are cached the same way. PutUser and
+//     DeleteUser go to the next store and drop the cached user at once;
+//     other processes' writes arrive as UserChanged events.
 //   - DeletePassword and DeleteUserPasswords go to the next store and drop
 //     the cached records at once. Deletes made by other processes arrive as
 //     Watch events (Start subscribes) and drop the record within the
@@ -18,7 +22,9 @@
 //   - TouchPassword never blocks on I/O: it records the latest time per
 //     password, and a background goroutine writes them every TouchInterval.
 //     Close writes what is pending.
-//   - Everything else is passed through.
+//   - Everything else — sessions, login states, locks, lists — is passed
+//     through.
+//   - Close closes the next store too: the Cache owns it.
 //
 // The map is split into 64 independently locked shards, so lookups on
 // different passwords rarely contend.

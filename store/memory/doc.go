@@ -3,12 +3,13 @@
 // section. Everything is lost when the process exits, and nothing is shared
 // with other processes, so it must not back more than one bridge replica.
 //
-// Records expire by the clock given to New. Reads never return an expired
-// record; writes sweep expired records out at most once a minute (by that
-// clock), so memory does not grow with passwords nobody deletes.
+// Records and TryLock's locks expire by the clock given to New. Reads
+// never return an expired record; writes sweep expired records (of every
+// kind) out at most once a minute (by that clock), so memory does not grow
+// with records nobody deletes.
 //
-// Watch delivers the events of this process's deletes, to each watcher in
-// order from a goroutine of its own.
+// Watch delivers the events of this Store's password deletes and user
+// writes, to each watcher in order from a goroutine of its own.
 //
 // Usage:
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -25,6 +26,11 @@ type Store struct {
 	mu        sync.Mutex
 	passwords map[string]store.Password
 	byUser    map[string]map[string]struct{}
+	sessions  map[string]store.Session
+	logins    map[string]store.LoginState
+	users     map[string]store.User
+	locks     map[string]lock
+	lockSeq   uint64 // the last lock.owner handed out
 	watchers  map[*watcher]struct{}
 	lastSweep time.Time
 	closed    bool
@@ -36,6 +42,10 @@ func New(now func() time.Time) *Store {
 		now:       now,
 		passwords: make(map[string]store.Password),
 		byUser:    make(map[string]map[string]struct{}),
+		sessions:  make(map[string]store.Session),
+		logins:    make(map[string]store.LoginState),
+		users:     make(map[string]store.User),
+		locks:     make(map[string]lock),
 		watchers:  make(map[*watcher]struct{}),
 	}
 }
@@ -141,7 +151,7 @@ func (s *Store) DeletePassword(_ context.Context, id string) error {
 	}
 	if ok {
 		s.removeLocked(p)
-		s.publishLocked(id)
+		s.publishLocked(store.Event{Kind: store.PasswordChanged, ID: id})
 	}
 	s.mu.Unlock()
 	if !ok || !live(p, now) {
@@ -166,13 +176,14 @@ func (s *Store) DeleteUserPasswords(_ context.Context, username string) (int, er
 			n++
 		}
 		s.removeLocked(p)
-		s.publishLocked(id)
+		s.publishLocked(store.Event{Kind: store.PasswordChanged, ID: id})
 	}
 	return n, nil
 }
 
-// Watch implements store.Store. Events come from deletes made through this
-// Store; fn is called from one goroutine, in order.
+// Watch implements store.Store. Events come from the deletes and user
+// writes made through this Store; fn is called from one goroutine, in
+// order.
 func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 	w := &watcher{fn: fn, wake: make(chan struct{}, 1)}
 	s.mu.Lock()
@@ -221,6 +232,10 @@ func (s *Store) Close() error {
 	s.closed = true
 	clear(s.passwords)
 	clear(s.byUser)
+	clear(s.sessions)
+	clear(s.logins)
+	clear(s.users)
+	clear(s.locks)
 	return nil
 }
 
@@ -246,12 +261,16 @@ func (s *Store) sweepLocked(now time.Time) {
 			s.removeLocked(p)
 		}
 	}
+	maps.DeleteFunc(s.sessions, func(_ string, v store.Session) bool { return !now.Before(v.ExpiresAt) })
+	maps.DeleteFunc(s.logins, func(_ string, v store.LoginState) bool { return !now.Before(v.ExpiresAt) })
+	maps.DeleteFunc(s.users, func(_ string, v store.User) bool { return !now.Before(v.ExpiresAt) })
+	maps.DeleteFunc(s.locks, func(_ string, v lock) bool { return !now.Before(v.expires) })
 }
 
-// publishLocked queues a PasswordChanged event for every watcher.
-func (s *Store) publishLocked(id string) {
+// publishLocked queues e for every watcher.
+func (s *Store) publishLocked(e store.Event) {
 	for w := range s.watchers {
-		w.push(store.Event{Kind: store.PasswordChanged, ID: id})
+		w.push(e)
 	}
 }
 
@@ -291,11 +310,17 @@ func validate(p store.Password, now time.Time) error {
 	if p.Username == "" {
 		errs = append(errs, errors.New("empty username"))
 	}
-	if !p.ExpiresAt.After(now) {
-		errs = append(errs, fmt.Errorf("expiry %s is not after now (%s)",
-			p.ExpiresAt.Format(time.RFC3339), now.Format(time.RFC3339)))
-	}
+	errs = append(errs, checkExpiry(p.ExpiresAt, now))
 	return errors.Join(errs...)
+}
+
+// checkExpiry requires a record's expiry to be in the future.
+func checkExpiry(expires, now time.Time) error {
+	if expires.After(now) {
+		return nil
+	}
+	return fmt.Errorf("expiry %s is not after now (%s)",
+		expires.Format(time.RFC3339), now.Format(time.RFC3339))
 }
 
 func live(p store.Password, now time.Time) bool { return now.Before(p.ExpiresAt) }

@@ -1,6 +1,8 @@
 package memory
 
 import (
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,5 +39,56 @@ func TestWritesSweepExpiredRecords(t *testing.T) {
 	}
 	if len(st.passwords) != 2 || len(st.byUser["alice"]) != 1 {
 		t.Errorf("live records lost: passwords=%v alice=%v", st.passwords, st.byUser["alice"])
+	}
+}
+
+func TestWritesSweepEveryKind(t *testing.T) {
+	clock := storetest.NewClock(time.Unix(1_700_000_000, 0))
+	st := New(clock.Now)
+	ctx := t.Context()
+	soon, later := clock.Now().Add(time.Second), clock.Now().Add(time.Hour)
+	for _, err := range []error{
+		st.CreateSession(ctx, store.Session{ID: "short", ExpiresAt: soon}),
+		st.CreateSession(ctx, store.Session{ID: "long", ExpiresAt: later}),
+		st.PutLoginState(ctx, store.LoginState{State: "short", ExpiresAt: soon}),
+		st.PutLoginState(ctx, store.LoginState{State: "long", ExpiresAt: later}),
+		st.PutUser(ctx, store.User{Username: "short", ExpiresAt: soon}),
+		st.PutUser(ctx, store.User{Username: "long", ExpiresAt: later}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := st.TryLock(ctx, "short", time.Second); !ok || err != nil {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	if _, ok, err := st.TryLock(ctx, "long", time.Hour); !ok || err != nil {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+
+	clock.Advance(sweepEvery)
+	if err := st.PutUser(ctx, store.User{Username: "trigger", ExpiresAt: later}); err != nil {
+		t.Fatal(err)
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	tests := []struct {
+		kind string
+		keys []string
+	}{
+		{"sessions", slices.Sorted(maps.Keys(st.sessions))},
+		{"login states", slices.Sorted(maps.Keys(st.logins))},
+		{"users", slices.Sorted(maps.Keys(st.users))},
+		{"locks", slices.Sorted(maps.Keys(st.locks))},
+	}
+	for _, tt := range tests {
+		want := []string{"long"}
+		if tt.kind == "users" {
+			want = []string{"long", "trigger"}
+		}
+		if !slices.Equal(tt.keys, want) {
+			t.Errorf("%s held after a sweep: %v, want %v", tt.kind, tt.keys, want)
+		}
 	}
 }

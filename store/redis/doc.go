@@ -1,6 +1,7 @@
 // Package redis is the store.Store that bridge replicas share: it keeps app
-// passwords in Redis (a single server, Sentinel or Cluster, through one
-// go-redis UniversalClient). It is the only package that imports go-redis.
+// passwords, browser sessions, logins in flight, users and locks in Redis
+// (a single server, Sentinel or Cluster, through one go-redis
+// UniversalClient). It is the only package that imports go-redis.
 //
 // Usage:
 //
@@ -21,11 +22,28 @@
 //	P + "user:" + username  sorted set: the user's password ids, scored by
 //	                        their ExpiresAt in Unix ms; the key expires with
 //	                        its latest member
+//	P + "sess:" + id        hash: a browser session; field v is the session
+//	                        as created (JSON), fields seen and exp its
+//	                        LastSeenAt and ExpiresAt in Unix ms, which
+//	                        override v's; the key expires at exp
+//	P + "login:" + state    string: a login in flight (JSON); the key expires
+//	                        at its ExpiresAt (SET … NX)
+//	P + "account:" + name   string: a user record (JSON); the key expires at
+//	                        its ExpiresAt. ("user:" is the password index.)
+//	P + "lock:" + name      string: a TryLock's random token; the key
+//	                        expires after the lock's ttl (SET … NX PX)
 //	P + "events"            pub/sub channel: a password id is PUBLISHed when
 //	                        it is deleted
+//	P + "events:user"       pub/sub channel: a username is PUBLISHed when
+//	                        its user record is written or deleted
+//
+// Sessions, login states and users are JSON: they are read once per
+// browser request or per cache miss, not per token, and are not under the
+// password records' memory budget.
 //
 // Expiry is decided by the clock given to New: a record whose ExpiresAt has
-// passed is treated as gone even before Redis's own TTL removes it. Listing
+// passed is treated as gone even before Redis's own TTL removes it. Locks
+// are the exception: their ttl runs on the Redis server's clock. Listing
 // a user removes expired ids (ZREMRANGEBYSCORE) and ids whose record is
 // missing from the index. Listing everyone SCANs the "pw:" keys of every
 // node; it is meant for administrators, not for request paths.
@@ -46,13 +64,25 @@
 //   - TouchPassword: one Lua script on the record raises LastUsedAt in
 //     place (SETRANGE), keeping the TTL; it never moves backwards and never
 //     creates a key.
+//   - CreateSession and TouchSession: one Lua script each on the session's
+//     hash. Create refuses a live session (by the Store's clock); touch
+//     writes seen and exp together and moves the key's expiry, unless the
+//     new seen is earlier; it never creates a key.
+//   - TakeLoginState: GETDEL, so of concurrent takes exactly one gets the
+//     record.
+//   - PutUser and DeleteUser: SET (or DEL), then PUBLISH once the write
+//     is acknowledged, so that no cache re-reads the old record after the
+//     event.
+//   - TryLock: SET NX PX with a random token; unlock runs a Lua script that
+//     deletes the key only if it still holds that token, so a holder whose
+//     ttl ran out cannot release the next holder's lock.
 //
 // # Watch
 //
-// Watch SUBSCRIBEs to the events channel and returns once Redis confirms.
-// go-redis reconnects and re-subscribes on its own after a lost
+// Watch SUBSCRIBEs to both event channels and returns once Redis confirms
+// both. go-redis reconnects and re-subscribes on its own after a lost
 // connection; because events published meanwhile are lost, every
-// re-subscription is delivered as a store.Reset.
+// re-subscription is delivered as one store.Reset.
 //
 // # Memory
 //

@@ -65,9 +65,14 @@ func New(cfg Config, now func() time.Time, log *slog.Logger) (*Store, error) {
 // keys names the store's Redis keys.
 type keys struct{ prefix string }
 
-func (k keys) password(id string) string { return k.prefix + "pw:" + id }
-func (k keys) user(name string) string   { return k.prefix + "user:" + name }
-func (k keys) events() string            { return k.prefix + "events" }
+func (k keys) password(id string) string  { return k.prefix + "pw:" + id }
+func (k keys) user(name string) string    { return k.prefix + "user:" + name }
+func (k keys) session(id string) string   { return k.prefix + "sess:" + id }
+func (k keys) login(state string) string  { return k.prefix + "login:" + state }
+func (k keys) account(name string) string { return k.prefix + "account:" + name }
+func (k keys) lock(name string) string    { return k.prefix + "lock:" + name }
+func (k keys) events() string             { return k.prefix + "events" }
+func (k keys) userEvents() string         { return k.prefix + "events:user" }
 
 // idFromPasswordKey is the inverse of password.
 func (k keys) idFromPasswordKey(key string) string {
@@ -387,17 +392,18 @@ func (s *Store) DeleteUserPasswords(ctx context.Context, username string) (int, 
 	return n, nil
 }
 
-// Watch implements store.Store: it SUBSCRIBEs to the events channel and
-// returns once Redis has confirmed the subscription. When go-redis
-// re-subscribes after a lost connection, fn receives a Reset, because
-// events published meanwhile were lost. fn is called from one goroutine.
+// Watch implements store.Store: it SUBSCRIBEs to both event channels and
+// returns once Redis has confirmed both. When go-redis re-subscribes after
+// a lost connection, fn receives one Reset, because events published
+// meanwhile were lost. fn is called from one goroutine.
 func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return errors.New("redis store: watch: store closed")
 	}
-	sub := s.client.Subscribe(ctx, s.keys.events())
+	channels := []string{s.keys.events(), s.keys.userEvents()}
+	sub := s.client.Subscribe(ctx, channels...)
 	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
 
@@ -407,15 +413,18 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 		s.mu.Unlock()
 		_ = sub.Close()
 	}
-	msg, err := sub.Receive(ctx)
-	if err == nil {
-		if _, ok := msg.(*goredis.Subscription); !ok {
-			err = fmt.Errorf("unexpected first message %T", msg)
+	// Redis confirms each channel with a message of its own.
+	for range channels {
+		msg, err := sub.Receive(ctx)
+		if err == nil {
+			if _, ok := msg.(*goredis.Subscription); !ok {
+				err = fmt.Errorf("unexpected message %T before the subscription", msg)
+			}
 		}
-	}
-	if err != nil {
-		stop()
-		return fmt.Errorf("redis store: watch: %w", err)
+		if err != nil {
+			stop()
+			return fmt.Errorf("redis store: watch: %w", err)
+		}
 	}
 
 	ch := sub.ChannelWithSubscriptions(goredis.WithChannelSize(watchBuffer))
@@ -431,9 +440,16 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 				}
 				switch m := m.(type) {
 				case *goredis.Message:
-					fn(store.Event{Kind: store.PasswordChanged, ID: m.Payload})
+					switch m.Channel {
+					case channels[0]:
+						fn(store.Event{Kind: store.PasswordChanged, ID: m.Payload})
+					case channels[1]:
+						fn(store.Event{Kind: store.UserChanged, ID: m.Payload})
+					}
 				case *goredis.Subscription:
-					if m.Kind == "subscribe" {
+					// A re-subscription confirms every channel again;
+					// one Reset is enough.
+					if m.Kind == "subscribe" && m.Channel == channels[0] {
 						s.log.WarnContext(ctx, "redis store: invalidation subscription re-established; dropping caches")
 						fn(store.Event{Kind: store.Reset})
 					}
@@ -481,10 +497,7 @@ func validate(p store.Password, now time.Time) error {
 	if p.Username == "" {
 		errs = append(errs, errors.New("empty username"))
 	}
-	if !p.ExpiresAt.After(now) {
-		errs = append(errs, fmt.Errorf("expiry %s is not after now (%s)",
-			p.ExpiresAt.Format(time.RFC3339), now.Format(time.RFC3339)))
-	}
+	errs = append(errs, checkExpiry(p.ExpiresAt, now))
 	return errors.Join(errs...)
 }
 

@@ -214,9 +214,24 @@ func TestWatchResetsAfterReconnect(t *testing.T) {
 	}
 	events.WaitFor(t, "Reset after the subscription reconnected", storetest.HasReset)
 
-	// The new subscription delivers events again.
+	// The new subscription delivers events of both kinds again.
 	deleteOne("after")
 	events.WaitFor(t, "the event after the reconnection", storetest.Changed("after"))
+	if err := writer.PutUser(ctx, store.User{Username: "alice", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	events.WaitFor(t, "the user event after the reconnection", storetest.UsersChanged("alice"))
+	// Both channels were confirmed again before these events; one Reset
+	// covers them.
+	resets := 0
+	for _, e := range events.Events() {
+		if e.Kind == store.Reset {
+			resets++
+		}
+	}
+	if resets != 1 {
+		t.Fatalf("%d Resets for one reconnection, want 1: %+v", resets, events.Events())
+	}
 }
 
 func TestUnreachable(t *testing.T) {

@@ -21,5 +21,8 @@
 // The suite decides expiry with the clock it passes to the constructor
 // (a *Clock starting at the current second of real time), never by
 // sleeping: a backend must treat a record as expired once now() ≥ ExpiresAt
-// even if its own TTL has not fired yet.
+// even if its own TTL has not fired yet. TryLock's ttl is the exception,
+// since a shared backend keeps it on its server's clock: the suite
+// advances its clock past a 200ms ttl and then polls, in real time, until
+// the lock is free.
 package storetest

@@ -60,6 +60,27 @@ func RunTests(t *testing.T, newStore func(t *testing.T, now func() time.Time) st
 		{"TouchConcurrent", testTouchConcurrent},
 		{"Watch", testWatch},
 		{"Ping", testPing},
+		{"SessionRoundTrip", testSessionRoundTrip},
+		{"SessionDuplicate", testSessionDuplicate},
+		{"SessionInvalid", testSessionInvalid},
+		{"SessionExpiry", testSessionExpiry},
+		{"SessionTouch", testSessionTouch},
+		{"SessionTouchConcurrent", testSessionTouchConcurrent},
+		{"SessionDelete", testSessionDelete},
+		{"LoginStateSingleUse", testLoginStateSingleUse},
+		{"LoginStateInvalid", testLoginStateInvalid},
+		{"LoginStateExpiry", testLoginStateExpiry},
+		{"LoginStateTakeConcurrent", testLoginStateTakeConcurrent},
+		{"UserRoundTrip", testUserRoundTrip},
+		{"UserReplace", testUserReplace},
+		{"UserInvalid", testUserInvalid},
+		{"UserExpiry", testUserExpiry},
+		{"UserDelete", testUserDelete},
+		{"UserWatch", testUserWatch},
+		{"LockExclusive", testLockExclusive},
+		{"LockConcurrent", testLockConcurrent},
+		{"LockExpiry", testLockExpiry},
+		{"LockInvalid", testLockInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,15 +166,28 @@ func list(t *testing.T, st store.Store, user string) []string {
 	return ids
 }
 
+// differ collects the fields in which two records differ.
+type differ []string
+
+// field records name unless equal.
+func (d *differ) field(name string, equal bool, want, got any) {
+	if !equal {
+		*d = append(*d, fmt.Sprintf("  %s: got %v, want %v", name, got, want))
+	}
+}
+
+func (d differ) String() string {
+	if len(d) == 0 {
+		return ""
+	}
+	return fmt.Sprint([]string(d))
+}
+
 // diff lists the fields in which got differs from want. Times compare with
 // Equal; nil and empty slices are the same.
 func diff(want, got store.Password) string {
-	var d []string
-	field := func(name string, equal bool, w, g any) {
-		if !equal {
-			d = append(d, fmt.Sprintf("  %s: got %v, want %v", name, g, w))
-		}
-	}
+	var d differ
+	field := d.field
 	field("ID", want.ID == got.ID, want.ID, got.ID)
 	field("Subject", want.Subject == got.Subject, want.Subject, got.Subject)
 	field("Username", want.Username == got.Username, want.Username, got.Username)
@@ -166,10 +200,7 @@ func diff(want, got store.Password) string {
 	field("LastUsedAt", want.LastUsedAt.Equal(got.LastUsedAt), want.LastUsedAt, got.LastUsedAt)
 	field("ReadOnly", want.ReadOnly == got.ReadOnly, want.ReadOnly, got.ReadOnly)
 	field("CreatedBy", want.CreatedBy == got.CreatedBy, want.CreatedBy, got.CreatedBy)
-	if len(d) == 0 {
-		return ""
-	}
-	return fmt.Sprint(d)
+	return d.String()
 }
 
 func testCreateGetRoundTrip(t *testing.T, s suite) {
