@@ -35,6 +35,11 @@ type Config struct {
 	GroupsClaim string `yaml:"groups_claim" json:"groups_claim"`
 	// AllowedGroups, when not empty, admits only members of these groups.
 	AllowedGroups []string `yaml:"allowed_groups" json:"allowed_groups,omitempty"`
+	// AuthParams are extra parameters of the authorization request, e.g.
+	// Google's access_type: offline and prompt: consent, without which
+	// it issues no refresh token. The bridge's own parameters (state,
+	// nonce, PKCE, scope, redirect_uri…) cannot be overridden.
+	AuthParams map[string]string `yaml:"auth_params" json:"auth_params,omitempty"`
 	// DisplayName names the provider on the login button ("Log in with
 	// Okta"). Default: the issuer's host.
 	DisplayName string `yaml:"display_name" json:"display_name,omitempty"`
@@ -114,6 +119,12 @@ func (c *Config) Validate(prefix string) error {
 	}
 	if c.SessionMaxAge < c.SessionIdleTimeout {
 		bad("session_max_age", "%v is shorter than session_idle_timeout %v", c.SessionMaxAge, c.SessionIdleTimeout)
+	}
+	for k := range c.AuthParams {
+		switch k {
+		case "state", "nonce", "code_challenge", "code_challenge_method", "client_id", "redirect_uri", "response_type", "scope":
+			bad("auth_params."+k, "set by the bridge itself; it cannot be overridden")
+		}
 	}
 	for i, g := range c.AllowedGroups {
 		if strings.TrimSpace(g) == "" {

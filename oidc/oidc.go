@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -178,7 +179,11 @@ func (p *Provider) AuthURL(ctx context.Context, st LoginState) (string, error) {
 	if err := p.discover(ctx); err != nil {
 		return "", err
 	}
-	return p.oauth.AuthCodeURL(st.State, gooidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)), nil
+	opts := []oauth2.AuthCodeOption{gooidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)}
+	for _, k := range slices.Sorted(maps.Keys(p.cfg.AuthParams)) {
+		opts = append(opts, oauth2.SetAuthURLParam(k, p.cfg.AuthParams[k]))
+	}
+	return p.oauth.AuthCodeURL(st.State, opts...), nil
 }
 
 // Exchange trades the callback's code for tokens with the PKCE verifier,
@@ -190,7 +195,13 @@ func (p *Provider) Exchange(ctx context.Context, st LoginState, code string) (Id
 		return Identity{}, Tokens{}, err
 	}
 	tok, err := p.oauth.Exchange(p.ctx(ctx), code, oauth2.VerifierOption(st.Verifier))
-	if err != nil {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re) && re.ErrorCode != "" && re.ErrorCode != "invalid_client" && re.ErrorCode != "unauthorized_client":
+		// The provider refused this code (expired, replayed, wrong PKCE
+		// verifier): this login failed; the user may start again.
+		return Identity{}, Tokens{}, fmt.Errorf("oidc: exchange code: %s %s", re.ErrorCode, re.ErrorDescription)
+	case err != nil:
 		return Identity{}, Tokens{}, classify("exchange code", err)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
@@ -299,10 +310,12 @@ func (p *Provider) identityFrom(ctx context.Context, subject string, idt *gooidc
 					claims[k] = v
 				}
 			}
-		case idt == nil:
-			return Identity{}, classify("userinfo", err)
-		default:
+		case idt != nil && hasGroups:
 			p.log.WarnContext(ctx, "userinfo failed; using the ID token's claims only", "err", err)
+		default:
+			// Without userinfo the groups are unknown: going on would
+			// treat the person as a member of nothing.
+			return Identity{}, classify("userinfo", err)
 		}
 	}
 	id := Identity{Subject: subject}
@@ -363,18 +376,21 @@ func groupsClaim(raw json.RawMessage) []string {
 		}
 	}
 	out = slices.DeleteFunc(out, func(s string) bool { return strings.TrimSpace(s) == "" })
+	if len(out) == 0 {
+		return nil
+	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
 
-// classify maps an OAuth2 failure to ErrRejected (the provider said no)
-// or ErrUnavailable (it could not answer).
+// classify maps an OAuth2 failure to ErrRejected, when the provider
+// refused this user's grant (invalid_grant: disabled, deleted, consent
+// revoked, token expired), or ErrUnavailable for everything else — an
+// outage, but also a rejected client secret or a malformed request, which
+// are the bridge's configuration problems and must not suspend users.
 func classify(op string, err error) error {
 	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		if re.Response != nil && re.Response.StatusCode >= 500 {
-			return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
-		}
+	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
 		return fmt.Errorf("%w: %s: %s %s", ErrRejected, op, re.ErrorCode, re.ErrorDescription)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrUnavailable, op, err)
