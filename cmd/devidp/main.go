@@ -4,6 +4,11 @@
 // in memory. Never run it for real accounts.
 //
 //	devidp --config users.yaml [--listen 127.0.0.1:5556] [--issuer http://localhost:5556]
+//
+// When the file changes, or on SIGHUP, devidp re-reads it and applies each
+// user's groups and disabled flag to the running provider: edit a user's
+// groups and the bridge sees them at its next revalidation. Other changes
+// (new users, passwords, clients) need a restart; the log says which.
 package main
 
 import (
@@ -89,6 +94,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	for _, c := range cfg.Clients {
 		log.Info("devidp: client", "client_id", c.ID, "redirect_uris", c.RedirectURIs)
 	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		newUsersWatcher(*configPath, cfg, idp, log).Watch(watchCtx, hup)
+	}()
+	defer func() { stopWatch(); <-watched }()
 
 	srv := &http.Server{
 		Handler:           idp.Handler(),

@@ -44,5 +44,7 @@
 //	idp.SetDisabled("alice", true)             // the next refresh fails with invalid_grant
 //
 // cmd/devidp serves a provider from a YAML file (see LoadConfig and
-// testdata/users.yaml).
+// testdata/users.yaml), and applies each user's groups and disabled flag
+// with SetGroups and SetDisabled when the file changes or on SIGHUP;
+// `make demo` (scripts/demo.sh) runs it that way.
 package devidp
