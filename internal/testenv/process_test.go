@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/registry-bridge/bridge/internal/testenv"
 )
@@ -91,9 +92,18 @@ func TestStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := strings.TrimSpace(string(b))
-	// A killed grandchild may linger as a zombie until init reaps it; any
-	// other state means it survived.
-	if status, err := os.ReadFile("/proc/" + pid + "/status"); err == nil && !strings.Contains(string(status), "State:\tZ") {
-		t.Errorf("grandchild %s still running after Stop:\n%s", pid, status)
+	// SIGKILL is delivered asynchronously, and a killed grandchild may
+	// linger as a zombie until init reaps it: wait (bounded) for it to be
+	// gone or a zombie; any other state at the deadline means it survived.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		status, err := os.ReadFile("/proc/" + pid + "/status")
+		if err != nil || strings.Contains(string(status), "State:\tZ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %s still running after Stop:\n%s", pid, status)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
