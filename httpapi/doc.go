@@ -9,7 +9,7 @@
 //
 // Usage:
 //
-//	srv := httpapi.New(httpapi.Options{
+//	srv, err := httpapi.New(httpapi.Options{
 //		Log:       logger,
 //		Passwords: cachedStore,
 //		Ping:      st.Ping,
@@ -19,5 +19,7 @@
 //		Service:   "registry.example.com",
 //		PublicURL: "https://bridge.example.com",
 //	})
-//	http.ListenAndServe(addr, srv)
+//	hs := &http.Server{Addr: addr, Handler: srv, ReadHeaderTimeout: 5 * time.Second,
+//		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+//	err = hs.ListenAndServe()
 package httpapi
