@@ -61,6 +61,10 @@ type logConfig struct {
 	Level string `yaml:"level"`
 	// Format is json or text. Default json.
 	Format string `yaml:"format"`
+	// FlushInterval batches log writes: info lines (the per-request
+	// audit events) are written out at least this often; warnings and
+	// errors at once. Default 100ms; negative writes every line at once.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 type serverConfig struct {
@@ -106,6 +110,9 @@ func (c *fileConfig) setDefaults() {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
+	}
+	if c.Log.FlushInterval == 0 {
+		c.Log.FlushInterval = 100 * time.Millisecond
 	}
 	if c.UI.RegistryHost == "" {
 		c.UI.RegistryHost = c.Token.Service
@@ -173,6 +180,9 @@ func (c *fileConfig) validate() error {
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		add(fmt.Errorf("log.level: %v", err))
 	}
+	if c.Log.FlushInterval > 5*time.Second {
+		add(fmt.Errorf("log.flush_interval: at most 5s, got %v", c.Log.FlushInterval))
+	}
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		add(fmt.Errorf("log.format: want json or text, got %q", c.Log.Format))
 	}
@@ -226,4 +236,15 @@ func newLogger(c logConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// newServerLogger is newLogger behind a logBuffer, unless
+// log.flush_interval is negative; the caller closes the buffer.
+func newServerLogger(c logConfig, w io.Writer) (*slog.Logger, func()) {
+	if c.FlushInterval < 0 {
+		return newLogger(c, w), func() {}
+	}
+	buf := newLogBuffer(w, c.FlushInterval)
+	log := newLogger(c, buf)
+	return slog.New(flushOnWarn{log.Handler(), buf}), buf.Close
 }

@@ -39,7 +39,8 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: invalid configuration:\n%w", *path, err)
 	}
-	log := newLogger(cfg.Log, stderr)
+	log, closeLog := newServerLogger(cfg.Log, stderr)
+	defer closeLog()
 	return serve(ctx, *path, cfg, log)
 }
 
