@@ -42,7 +42,7 @@ vet:
 	$(GO) test -count=1 -run TestImportBoundaries ./internal/deps
 
 race:
-	BRIDGE_E2E=1 $(GO) test -count=1 -race -timeout 10m ./store/... ./httpapi/... ./groups/...
+	BRIDGE_E2E=1 $(GO) test -count=1 -race -timeout 10m ./store/... ./httpapi/... ./groups/... ./identity/... ./cmd/bridge/...
 
 ## fuzz-short: a few seconds per fuzz target (make fuzz FUZZTIME=5m for longer).
 fuzz-short:

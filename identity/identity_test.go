@@ -1,0 +1,219 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/registry-bridge/bridge/oidc"
+	"github.com/registry-bridge/bridge/store"
+	"github.com/registry-bridge/bridge/store/memory"
+)
+
+// refresher answers refresh grants as a provider would, counting calls.
+type refresher struct {
+	calls  atomic.Int32
+	mu     sync.Mutex
+	groups []string
+	err    error
+	gate   chan struct{} // if set, each call waits for it
+}
+
+func (r *refresher) Refresh(ctx context.Context, subject, rt string) (oidc.Identity, oidc.Tokens, error) {
+	r.calls.Add(1)
+	if r.gate != nil {
+		<-r.gate
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return oidc.Identity{}, oidc.Tokens{}, r.err
+	}
+	return oidc.Identity{Subject: subject, Username: "alice", Groups: r.groups}, oidc.Tokens{RefreshToken: rt + "+"}, nil
+}
+
+type env struct {
+	now  time.Time
+	st   *memory.Store
+	ref  *refresher
+	rev  *Revalidator
+	seal *oidc.Sealer
+	pw   store.Password
+	seen []string
+	mu   sync.Mutex
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC), ref: &refresher{groups: []string{"team-b"}}}
+	clock := func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
+	e.st = memory.New(clock)
+	t.Cleanup(func() { e.st.Close() })
+	e.seal, _ = oidc.RandomSealer()
+	sealed, _ := e.seal.Seal("rt-1", "sub-alice")
+	if err := e.st.PutUser(t.Context(), store.User{Username: "alice", Subject: "sub-alice", Groups: []string{"team-a"},
+		RefreshToken: sealed, RevalidatedAt: e.now, ExpiresAt: e.now.Add(1000 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.pw = store.Password{ID: "p1", Subject: "sub-alice", Username: "alice", Groups: []string{"minted-with"}, CreatedBy: store.CreatedByBrowser}
+	e.rev = NewRevalidator(Options{Users: e.st, Store: e.st, Provider: e.ref, Sealer: e.seal, Every: time.Minute, Grace: time.Hour,
+		Now: clock, Observe: func(r string) { e.mu.Lock(); e.seen = append(e.seen, r); e.mu.Unlock() }})
+	return e
+}
+
+func (e *env) advance(d time.Duration) { e.mu.Lock(); e.now = e.now.Add(d); e.mu.Unlock() }
+
+func TestFreshRecordNeedsNoProvider(t *testing.T) {
+	e := newEnv(t)
+	got, err := e.rev.Groups(t.Context(), e.pw)
+	if err != nil || !reflect.DeepEqual(got, []string{"team-a"}) || e.ref.calls.Load() != 0 {
+		t.Fatalf("Groups = %v, %v; %d refreshes", got, err, e.ref.calls.Load())
+	}
+}
+
+func TestCLIPasswordsKeepTheirGroups(t *testing.T) {
+	e := newEnv(t)
+	e.advance(time.Hour)
+	cli := store.Password{ID: "c", Subject: "cli:bot", Username: "bot", Groups: []string{"ci"}, CreatedBy: store.CreatedByCLI}
+	if got, err := e.rev.Groups(t.Context(), cli); err != nil || !reflect.DeepEqual(got, []string{"ci"}) || e.ref.calls.Load() != 0 {
+		t.Fatalf("Groups = %v, %v", got, err)
+	}
+}
+
+func TestStaleRecordRefreshesOncePerUser(t *testing.T) {
+	e := newEnv(t)
+	e.advance(2 * time.Minute)
+	e.ref.gate = make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([][]string, 8)
+	for i := range results {
+		wg.Go(func() {
+			g, err := e.rev.Groups(context.Background(), e.pw)
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = g
+		})
+	}
+	// Let the one refresh in flight finish once every caller waits on it.
+	for e.ref.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(e.ref.gate)
+	wg.Wait()
+	if n := e.ref.calls.Load(); n != 1 {
+		t.Fatalf("%d refreshes for 8 concurrent requests, want 1", n)
+	}
+	for _, g := range results {
+		if !reflect.DeepEqual(g, []string{"team-b"}) {
+			t.Fatalf("a caller got %v", g)
+		}
+	}
+	u, _ := e.st.GetUser(t.Context(), "alice")
+	if rt, _ := e.seal.Open(u.RefreshToken, "sub-alice"); rt != "rt-1+" {
+		t.Errorf("the rotated refresh token was not stored: %q", rt)
+	}
+	if !u.RevalidatedAt.Equal(e.now) {
+		t.Errorf("RevalidatedAt = %v", u.RevalidatedAt)
+	}
+	// Fresh again: no more refreshes.
+	if _, err := e.rev.Groups(t.Context(), e.pw); err != nil || e.ref.calls.Load() != 1 {
+		t.Fatalf("second call: %v, %d refreshes", err, e.ref.calls.Load())
+	}
+}
+
+func TestLockedByAnotherReplica(t *testing.T) {
+	e := newEnv(t)
+	e.advance(2 * time.Minute)
+	unlock, ok, err := e.st.TryLock(t.Context(), "revalidate:alice", time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	defer unlock()
+	got, err := e.rev.Groups(t.Context(), e.pw)
+	if err != nil || !reflect.DeepEqual(got, []string{"team-a"}) || e.ref.calls.Load() != 0 {
+		t.Fatalf("while locked: %v, %v, %d refreshes", got, err, e.ref.calls.Load())
+	}
+}
+
+func TestRejectedSuspendsUntilLogin(t *testing.T) {
+	e := newEnv(t)
+	e.advance(2 * time.Minute)
+	e.ref.err = oidc.ErrRejected
+	if _, err := e.rev.Groups(t.Context(), e.pw); !errors.Is(err, ErrSuspended) {
+		t.Fatalf("err = %v, want ErrSuspended", err)
+	}
+	u, _ := e.st.GetUser(t.Context(), "alice")
+	if u.Suspended == "" || len(u.RefreshToken) != 0 {
+		t.Fatalf("user not suspended: %+v", u)
+	}
+	// Every password of the user, without asking the provider again.
+	e.ref.err = nil
+	other := e.pw
+	other.ID = "p2"
+	if _, err := e.rev.Groups(t.Context(), other); !errors.Is(err, ErrSuspended) || e.ref.calls.Load() != 1 {
+		t.Fatalf("second password: %v, %d refreshes", err, e.ref.calls.Load())
+	}
+}
+
+func TestProviderDownGraceThenFailClosed(t *testing.T) {
+	e := newEnv(t)
+	e.advance(2 * time.Minute)
+	e.ref.err = oidc.ErrUnavailable
+	if got, err := e.rev.Groups(t.Context(), e.pw); err != nil || !reflect.DeepEqual(got, []string{"team-a"}) {
+		t.Fatalf("within grace: %v, %v", got, err)
+	}
+	e.advance(30 * time.Minute)
+	if _, err := e.rev.Groups(t.Context(), e.pw); err != nil {
+		t.Fatalf("still within grace: %v", err)
+	}
+	e.advance(31 * time.Minute)
+	if _, err := e.rev.Groups(t.Context(), e.pw); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("beyond grace: err = %v, want ErrUnavailable", err)
+	}
+	// The provider is back: the outage mark clears.
+	e.ref.err = nil
+	if got, err := e.rev.Groups(t.Context(), e.pw); err != nil || !reflect.DeepEqual(got, []string{"team-b"}) {
+		t.Fatalf("after recovery: %v, %v", got, err)
+	}
+	if u, _ := e.st.GetUser(t.Context(), "alice"); !u.UnreachableSince.IsZero() {
+		t.Fatal("UnreachableSince not cleared")
+	}
+}
+
+func TestRecordProblemsSuspend(t *testing.T) {
+	for name, change := range map[string]func(e *env){
+		"no user record":  func(e *env) { _ = e.st.DeleteUser(context.Background(), "alice") },
+		"another subject": func(e *env) { e.pw.Subject = "sub-mallory" },
+		"undecryptable token": func(e *env) {
+			u, _ := e.st.GetUser(context.Background(), "alice")
+			u.RefreshToken = []byte("garbage-garbage-garbage-garbage")
+			_ = e.st.PutUser(context.Background(), u)
+			e.advance(2 * time.Minute)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			change(e)
+			if _, err := e.rev.Groups(t.Context(), e.pw); !errors.Is(err, ErrSuspended) {
+				t.Fatalf("err = %v, want ErrSuspended", err)
+			}
+		})
+	}
+}
+
+func TestNoRefreshTokenKeepsLoginGroups(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.st.GetUser(t.Context(), "alice")
+	u.RefreshToken = nil
+	_ = e.st.PutUser(t.Context(), u)
+	e.advance(24 * time.Hour)
+	if got, err := e.rev.Groups(t.Context(), e.pw); err != nil || !reflect.DeepEqual(got, []string{"team-a"}) || e.ref.calls.Load() != 0 {
+		t.Fatalf("Groups = %v, %v", got, err)
+	}
+}
