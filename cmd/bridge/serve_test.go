@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -173,4 +174,41 @@ func TestServeReloadsAccessRules(t *testing.T) {
 	if got := anonymousGrant(t, base, "open/x"); got != nil {
 		t.Fatalf("open/x still granted after reload: %v", got)
 	}
+}
+
+// TestServeReloadsConfigMapSwap mimics how the kubelet updates a mounted
+// ConfigMap: the file is a symlink through "..data", which is swapped to a
+// new timestamped directory with one rename; the file itself never changes.
+func TestServeReloadsConfigMapSwap(t *testing.T) {
+	keys := t.TempDir()
+	writeKeys(t, keys)
+	mount := t.TempDir()
+	listen := freeAddr(t)
+	version := func(name string, repos ...string) {
+		dir := filepath.Join(mount, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "bridge.yaml"), []byte(configWithAnonymous(keys, listen, repos...)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(mount, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(mount, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_11_29_01", "public/**")
+	path := filepath.Join(mount, "bridge.yaml")
+	if err := os.Symlink(filepath.Join("..data", "bridge.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := startServe(t, path)
+	if got := anonymousGrant(t, base, "cm/x"); got != nil {
+		t.Fatalf("cm/x granted %v before the swap", got)
+	}
+	version("..2026_11_29_02", "public/**", "cm/**")
+	waitFor(t, 10*time.Second, "the swapped ConfigMap to apply", func() bool { return anonymousGrant(t, base, "cm/x") != nil })
 }
