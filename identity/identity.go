@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -88,7 +87,7 @@ func NewRevalidator(o Options) *Revalidator {
 
 // Groups returns the groups password p acts with now.
 func (r *Revalidator) Groups(ctx context.Context, p store.Password) ([]string, error) {
-	if p.CreatedBy == store.CreatedByCLI || strings.HasPrefix(p.Subject, "cli:") {
+	if p.CreatedBy == store.CreatedByCLI {
 		return p.Groups, nil
 	}
 	u, err := r.o.Users.GetUser(ctx, p.Username)
@@ -101,8 +100,13 @@ func (r *Revalidator) Groups(ctx context.Context, p store.Password) ([]string, e
 		return nil, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, p.Username)
 	case u.Suspended != "":
 		return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
-	case len(u.RefreshToken) == 0 || r.o.Now().Sub(u.RevalidatedAt) < r.o.Every:
+	}
+	now := r.o.Now()
+	switch {
+	case len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every:
 		return u.Groups, nil
+	case now.Before(u.NextAttemptAt):
+		return r.lastKnown(u, now) // the provider failed recently: no retry yet
 	}
 	// Stale: refresh once per user, detached from this request so that
 	// its cancellation does not fail the others waiting on the result.
@@ -117,6 +121,22 @@ func (r *Revalidator) Groups(ctx context.Context, p store.Password) ([]string, e
 	return v.([]string), nil
 }
 
+// lastKnown returns the groups last confirmed by the provider while they
+// are trusted — for revalidate_every plus the grace period after that
+// confirmation — and ErrUnavailable after.
+func (r *Revalidator) lastKnown(u store.User, now time.Time) ([]string, error) {
+	if deadline := u.RevalidatedAt.Add(r.o.Every + r.o.Grace); !now.Before(deadline) {
+		return nil, fmt.Errorf("%w: groups of %s last confirmed %s", ErrUnavailable, u.Username, u.RevalidatedAt.UTC().Format(time.RFC3339))
+	}
+	return u.Groups, nil
+}
+
+// retryAfter is how long a failed revalidation waits before asking the
+// provider again: half the revalidation interval, between 1s and 30s.
+func (r *Revalidator) retryAfter() time.Duration {
+	return min(max(r.o.Every/2, time.Second), 30*time.Second)
+}
+
 func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string, error) {
 	unlock, ok, err := r.o.Store.TryLock(ctx, "revalidate:"+cached.Username, r.o.Timeout+5*time.Second)
 	if err != nil {
@@ -125,9 +145,19 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 	}
 	if !ok {
 		// Another replica is refreshing this user right now; its result
-		// reaches us through the store. Meanwhile the groups stand.
+		// reaches us through the store. Meanwhile the last known groups
+		// stand, within the same grace as everywhere else.
 		r.o.Observe("skipped_locked")
-		return cached.Groups, nil
+		u, err := r.o.Store.GetUser(ctx, cached.Username)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("identity: get user %s: %w", cached.Username, err)
+		case u.Subject != cached.Subject:
+			return nil, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, u.Username)
+		case u.Suspended != "":
+			return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
+		}
+		return r.lastKnown(u, r.o.Now())
 	}
 	defer unlock()
 	u, err := r.o.Store.GetUser(ctx, cached.Username)
@@ -152,14 +182,22 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 	}
 	id, toks, err := r.o.Provider.Refresh(ctx, u.Subject, rt)
 	switch {
+	case err == nil && id.Username != "" && id.Username != u.Username:
+		// The passwords carry the old name, which the provider may give
+		// to someone else: they must not keep acting for this person.
+		r.o.Observe("rejected")
+		return nil, r.suspend(ctx, u, "the username changed at the identity provider to "+id.Username+"; log in again and mint new passwords", nil)
 	case err == nil:
 		sealed, serr := r.o.Sealer.Seal(toks.RefreshToken, u.Subject)
 		if serr != nil {
 			return nil, serr
 		}
 		changed := !equal(u.Groups, id.Groups)
-		u.Groups, u.Email, u.RefreshToken = id.Groups, id.Email, sealed
-		u.RevalidatedAt, u.UnreachableSince = now, time.Time{}
+		u.Groups, u.RefreshToken = id.Groups, sealed
+		if id.Email != "" {
+			u.Email = id.Email
+		}
+		u.RevalidatedAt, u.UnreachableSince, u.NextAttemptAt = now, time.Time{}, time.Time{}
 		if err := r.o.Store.PutUser(ctx, u); err != nil {
 			return nil, fmt.Errorf("identity: put user %s: %w", u.Username, err)
 		}
@@ -175,18 +213,20 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 		r.o.Observe("unreachable")
 		if u.UnreachableSince.IsZero() {
 			u.UnreachableSince = now
-			if perr := r.o.Store.PutUser(ctx, u); perr != nil {
-				log.WarnContext(ctx, "could not record the provider outage", "err", perr)
-			}
 		}
-		if now.Sub(u.UnreachableSince) >= r.o.Grace {
+		u.NextAttemptAt = now.Add(r.retryAfter())
+		if perr := r.o.Store.PutUser(ctx, u); perr != nil {
+			log.WarnContext(ctx, "could not record the provider outage", "err", perr)
+		}
+		groups, gerr := r.lastKnown(u, now)
+		if gerr != nil {
 			log.ErrorContext(ctx, "identity provider unreachable beyond the grace period; refusing the user's passwords",
-				"since", u.UnreachableSince, "grace", r.o.Grace.String(), "err", err)
-			return nil, fmt.Errorf("%w (since %s): %v", ErrUnavailable, u.UnreachableSince.UTC().Format(time.RFC3339), err)
+				"last_confirmed", u.RevalidatedAt, "unreachable_since", u.UnreachableSince, "grace", r.o.Grace.String(), "err", err)
+			return nil, fmt.Errorf("%w: %v", gerr, err)
 		}
-		log.WarnContext(ctx, "identity provider unreachable; using the last known groups",
-			"since", u.UnreachableSince, "grace", r.o.Grace.String(), "err", err)
-		return u.Groups, nil
+		log.WarnContext(ctx, "identity provider unreachable; using the last confirmed groups",
+			"last_confirmed", u.RevalidatedAt, "unreachable_since", u.UnreachableSince, "grace", r.o.Grace.String(), "err", err)
+		return groups, nil
 	}
 }
 

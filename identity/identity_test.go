@@ -21,6 +21,8 @@ type refresher struct {
 	groups []string
 	err    error
 	gate   chan struct{} // if set, each call waits for it
+	// username the provider reports; "" means "alice"
+	username string
 }
 
 func (r *refresher) Refresh(ctx context.Context, subject, rt string) (oidc.Identity, oidc.Tokens, error) {
@@ -33,7 +35,11 @@ func (r *refresher) Refresh(ctx context.Context, subject, rt string) (oidc.Ident
 	if r.err != nil {
 		return oidc.Identity{}, oidc.Tokens{}, r.err
 	}
-	return oidc.Identity{Subject: subject, Username: "alice", Groups: r.groups}, oidc.Tokens{RefreshToken: rt + "+"}, nil
+	name := r.username
+	if name == "" {
+		name = "alice"
+	}
+	return oidc.Identity{Subject: subject, Username: name, Groups: r.groups}, oidc.Tokens{RefreshToken: rt + "+"}, nil
 }
 
 type env struct {
@@ -141,6 +147,28 @@ func TestLockedByAnotherReplica(t *testing.T) {
 	}
 }
 
+func TestLockedElsewhereStillHonoursGrace(t *testing.T) {
+	e := newEnv(t)
+	unlock, ok, err := e.st.TryLock(t.Context(), "revalidate:alice", 10*time.Hour)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	defer unlock()
+	e.advance(time.Minute + time.Hour + time.Second) // beyond every + grace
+	if _, err := e.rev.Groups(t.Context(), e.pw); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("beyond grace with the lock held elsewhere: err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestRenamedAtProviderSuspends(t *testing.T) {
+	e := newEnv(t)
+	e.advance(2 * time.Minute)
+	e.ref.username = "alice2"
+	if _, err := e.rev.Groups(t.Context(), e.pw); !errors.Is(err, ErrSuspended) {
+		t.Fatalf("err = %v, want ErrSuspended", err)
+	}
+}
+
 func TestRejectedSuspendsUntilLogin(t *testing.T) {
 	e := newEnv(t)
 	e.advance(2 * time.Minute)
@@ -176,8 +204,18 @@ func TestProviderDownGraceThenFailClosed(t *testing.T) {
 	if _, err := e.rev.Groups(t.Context(), e.pw); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("beyond grace: err = %v, want ErrUnavailable", err)
 	}
-	// The provider is back: the outage mark clears.
+	// Meanwhile the provider is not asked on every request.
+	calls := e.ref.calls.Load()
+	for range 5 {
+		_, _ = e.rev.Groups(t.Context(), e.pw)
+	}
+	if got := e.ref.calls.Load(); got != calls {
+		t.Fatalf("%d more refresh attempts within the retry interval, want 0", got-calls)
+	}
+	// The provider is back: once the retry interval passes, the outage
+	// mark clears.
 	e.ref.err = nil
+	e.advance(time.Minute)
 	if got, err := e.rev.Groups(t.Context(), e.pw); err != nil || !reflect.DeepEqual(got, []string{"team-b"}) {
 		t.Fatalf("after recovery: %v, %v", got, err)
 	}

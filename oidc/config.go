@@ -26,7 +26,7 @@ type Config struct {
 	// offline_access.
 	Scopes []string `yaml:"scopes" json:"scopes"`
 	// UsernameClaim names the claim that becomes the docker login
-	// username; when it is absent the email is used. Default
+	// username; when it is absent a verified email is used. Default
 	// preferred_username.
 	UsernameClaim string `yaml:"username_claim" json:"username_claim"`
 	// GroupsClaim names the claim holding the user's groups, an array or

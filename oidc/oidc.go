@@ -31,8 +31,9 @@ var (
 	// ErrUnavailable: the provider could not be reached or answered
 	// with a server error; try again later.
 	ErrUnavailable = errors.New("identity provider unavailable")
-	// ErrNoUsername: neither the username claim nor email is present.
-	ErrNoUsername = errors.New("no username claim and no email in the identity")
+	// ErrNoUsername: neither the username claim nor a verified email is
+	// present.
+	ErrNoUsername = errors.New("no username claim and no verified email in the identity")
 )
 
 // Identity is the person behind a login, as the bridge uses it.
@@ -215,7 +216,7 @@ func (p *Provider) Exchange(ctx context.Context, st LoginState, code string) (Id
 	if idt.Nonce != st.Nonce {
 		return Identity{}, Tokens{}, errors.New("oidc: verify ID token: nonce does not match the login")
 	}
-	id, err := p.identity(ctx, idt, tok)
+	id, err := p.identityFrom(ctx, idt.Subject, idt, tok, true)
 	if err != nil {
 		return Identity{}, Tokens{}, err
 	}
@@ -246,7 +247,7 @@ func (p *Provider) Refresh(ctx context.Context, subject, refreshToken string) (I
 			return Identity{}, Tokens{}, fmt.Errorf("%w: refreshed ID token is for another subject", ErrRejected)
 		}
 	}
-	id, err := p.identityFrom(ctx, subject, idt, tok)
+	id, err := p.identityFrom(ctx, subject, idt, tok, false)
 	if err != nil {
 		return Identity{}, Tokens{}, err
 	}
@@ -279,13 +280,11 @@ func (p *Provider) LogoutURL(ctx context.Context, idTokenHint, postLogoutRedirec
 	return u.String()
 }
 
-func (p *Provider) identity(ctx context.Context, idt *gooidc.IDToken, tok *oauth2.Token) (Identity, error) {
-	return p.identityFrom(ctx, idt.Subject, idt, tok)
-}
-
 // identityFrom reads the identity from the ID token's claims and, when
-// they lack the username, email or groups, from userinfo.
-func (p *Provider) identityFrom(ctx context.Context, subject string, idt *gooidc.IDToken, tok *oauth2.Token) (Identity, error) {
+// they lack the username or the groups, from userinfo. At login
+// (login=true) a username is required; at refresh a missing one is
+// reported as "" and the caller keeps the name it has.
+func (p *Provider) identityFrom(ctx context.Context, subject string, idt *gooidc.IDToken, tok *oauth2.Token, login bool) (Identity, error) {
 	claims := map[string]json.RawMessage{}
 	if idt != nil {
 		if err := idt.Claims(&claims); err != nil {
@@ -296,35 +295,33 @@ func (p *Provider) identityFrom(ctx context.Context, subject string, idt *gooidc
 	_, hasUser := claims[p.cfg.UsernameClaim]
 	if !hasGroups || !hasUser {
 		ui, err := p.provider.UserInfo(p.ctx(ctx), oauth2.StaticTokenSource(tok))
-		switch {
-		case err == nil:
-			var more map[string]json.RawMessage
-			if err := ui.Claims(&more); err != nil {
-				return Identity{}, fmt.Errorf("oidc: userinfo claims: %w", err)
-			}
-			if s, _ := stringClaim(more, "sub"); s != subject {
-				return Identity{}, errors.New("oidc: userinfo is for another subject")
-			}
-			for k, v := range more {
-				if _, ok := claims[k]; !ok {
-					claims[k] = v
-				}
-			}
-		case idt != nil && hasGroups:
-			p.log.WarnContext(ctx, "userinfo failed; using the ID token's claims only", "err", err)
-		default:
-			// Without userinfo the groups are unknown: going on would
-			// treat the person as a member of nothing.
+		if err != nil {
+			// Without userinfo the groups or the username are unknown:
+			// going on would make the person a member of nothing, or
+			// name them by a fallback they may not own.
 			return Identity{}, classify("userinfo", err)
+		}
+		var more map[string]json.RawMessage
+		if err := ui.Claims(&more); err != nil {
+			return Identity{}, fmt.Errorf("oidc: userinfo claims: %w", err)
+		}
+		if s, _ := stringClaim(more, "sub"); s != subject {
+			return Identity{}, fmt.Errorf("%w: userinfo is for another subject", ErrRejected)
+		}
+		for k, v := range more {
+			if _, ok := claims[k]; !ok {
+				claims[k] = v
+			}
 		}
 	}
 	id := Identity{Subject: subject}
 	id.Email, _ = stringClaim(claims, "email")
 	id.Username, _ = stringClaim(claims, p.cfg.UsernameClaim)
-	if id.Username == "" {
+	if id.Username == "" && emailVerified(claims) {
+		// An unverified address could name someone else's account.
 		id.Username = id.Email
 	}
-	if id.Username == "" {
+	if id.Username == "" && login {
 		return Identity{}, ErrNoUsername
 	}
 	id.Groups = groupsClaim(claims[p.cfg.GroupsClaim])
@@ -334,6 +331,17 @@ func (p *Provider) identityFrom(ctx context.Context, subject string, idt *gooidc
 		return id, ErrNotAllowed
 	}
 	return id, nil
+}
+
+// emailVerified reports whether the claims say email_verified: true (a
+// boolean, or the string "true" some providers send).
+func emailVerified(claims map[string]json.RawMessage) bool {
+	var b bool
+	if json.Unmarshal(claims["email_verified"], &b) == nil {
+		return b
+	}
+	s, _ := stringClaim(claims, "email_verified")
+	return s == "true"
 }
 
 func stringClaim(claims map[string]json.RawMessage, name string) (string, bool) {

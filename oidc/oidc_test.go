@@ -342,3 +342,19 @@ func FuzzGroupsClaim(f *testing.F) {
 		}
 	})
 }
+
+func TestEmailVerified(t *testing.T) {
+	for raw, want := range map[string]bool{
+		`{"email_verified":true}`:    true,
+		`{"email_verified":"true"}`:  true,
+		`{"email_verified":false}`:   false,
+		`{"email_verified":"false"}`: false,
+		`{}`:                         false,
+	} {
+		var claims map[string]json.RawMessage
+		_ = json.Unmarshal([]byte(raw), &claims)
+		if got := emailVerified(claims); got != want {
+			t.Errorf("emailVerified(%s) = %v, want %v", raw, got, want)
+		}
+	}
+}

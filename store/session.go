@@ -60,6 +60,10 @@ type User struct {
 	// UnreachableSince is set when revalidation first failed because the
 	// provider could not be reached, and cleared on success.
 	UnreachableSince time.Time `json:"unreachable,omitzero"`
+	// NextAttemptAt, after a failed revalidation, is when the provider
+	// may be asked again; until then the outage is not retried on every
+	// request.
+	NextAttemptAt time.Time `json:"next_attempt,omitzero"`
 	// Suspended, when not empty, says why every password of this user is
 	// refused until they log in again.
 	Suspended string `json:"suspended,omitempty"`
