@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/registry-bridge/bridge/groups"
@@ -247,7 +248,7 @@ func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, start time.
 	case rec != nil:
 		attrs = append(attrs, slog.String("user", rec.Username), slog.String("password_id", rec.ID))
 	case req.username != "":
-		attrs = append(attrs, slog.String("user", req.username))
+		attrs = append(attrs, slog.String("user", logSafeUsername(req.username)))
 	}
 	if len(req.scopes) > 0 {
 		attrs = append(attrs, slog.String("requested", scope.Format(req.scopes)))
@@ -258,6 +259,16 @@ func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, start time.
 		attrs = append(attrs, slog.String("reason", herr.cause.Error()))
 	}
 	s.log.LogAttrs(r.Context(), level, "token", attrs...)
+}
+
+// logSafeUsername keeps an attacker-supplied username fit for the audit
+// log: an app password pasted into the username field is redacted to its
+// public id, anything else is cut to 64 bytes.
+func logSafeUsername(u string) string {
+	if passwords.LooksLike(u) {
+		return passwords.Redact(u)
+	}
+	return truncate(strings.ToValidUTF8(u, "?"), 64)
 }
 
 func clientIP(r *http.Request) string {

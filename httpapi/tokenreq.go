@@ -154,17 +154,23 @@ func parseBasic(h string) (user, pass string, herr *httpError) {
 		return "", "", &httpError{status: http.StatusUnauthorized, code: "invalid_client",
 			public: "the token endpoint takes Basic credentials (username and app password)", cause: errNotBasic}
 	}
+	// Credentials were sent but cannot be read: that is a failed
+	// authentication (401, PROTOCOL.md §1.2), which clients report as
+	// "invalid username/password", not a malformed request.
+	bad := func(why string) *httpError {
+		return &httpError{status: http.StatusUnauthorized, code: "invalid_client", public: "Authorization: Basic credentials " + why}
+	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
 	if err != nil {
-		return "", "", badRequest("Authorization: Basic credentials are not valid base64")
+		return "", "", bad("are not valid base64")
 	}
 	s := string(raw)
 	if !utf8.ValidString(s) {
-		return "", "", badRequest("Authorization: Basic credentials are not UTF-8")
+		return "", "", bad("are not UTF-8")
 	}
 	user, pass, ok = strings.Cut(s, ":")
 	if !ok {
-		return "", "", badRequest("Authorization: Basic credentials lack the ':' between username and password")
+		return "", "", bad("lack the ':' between username and password")
 	}
 	return user, pass, nil
 }

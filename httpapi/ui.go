@@ -9,7 +9,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"html/template"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -45,6 +47,7 @@ type AccountStore interface {
 	DeletePassword(ctx context.Context, id string) error
 	GetUser(ctx context.Context, username string) (store.User, error)
 	PutUser(ctx context.Context, u store.User) error
+	TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error)
 }
 
 // LoginOptions turn on the browser login, the page and the JSON API.
@@ -92,7 +95,7 @@ func newUI(s *Server, o *LoginOptions) (*ui, error) {
 	if o.Title == "" {
 		o.Title = "Container registry"
 	}
-	u := &ui{LoginOptions: o, s: s, pages: pages, secure: strings.HasPrefix(s.realm, "https://"), origin: s.realm}
+	u := &ui{LoginOptions: o, s: s, pages: pages, secure: strings.HasPrefix(s.realm, "https://"), origin: normalOrigin(s.realm)}
 	// Logout posts a form that redirects to the provider; Chrome applies
 	// form-action to that redirect, so the provider must be allowed.
 	u.csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https: http:"
@@ -234,7 +237,7 @@ func (u *ui) checkCSRF(r *http.Request, sess store.Session) *httpError {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 		return withCause(forbidden, "Sec-Fetch-Site "+site)
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" && o != u.origin {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" && normalOrigin(o) != u.origin {
 		return withCause(forbidden, "Origin "+o)
 	}
 	token := r.Header.Get(csrfHeader)
@@ -366,16 +369,33 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 }
 
 // saveUser records the identity the user's passwords act with. Logging
-// in again lifts a suspension.
+// in again lifts a suspension. It holds the user's revalidation lock, so
+// a refresh finishing meanwhile cannot overwrite the new record with an
+// older one.
 func (u *ui) saveUser(ctx context.Context, id oidc.Identity, toks oidc.Tokens) *httpError {
+	taken := func(cause string) *httpError {
+		return &httpError{status: http.StatusConflict, code: "username_taken",
+			public: "The username " + id.Username + " already belongs to another account here. Ask your administrator.",
+			cause:  errors.New(cause)}
+	}
+	unlock := u.lockUser(ctx, id.Username)
+	defer unlock()
 	prev, err := u.Accounts.GetUser(ctx, id.Username)
 	switch {
 	case err == nil && prev.Subject != id.Subject:
-		return &httpError{status: http.StatusConflict, code: "username_taken",
-			public: "The username " + id.Username + " already belongs to another account here. Ask your administrator.",
-			cause:  errors.New("username " + id.Username + " held by subject " + prev.Subject)}
+		return taken("username " + id.Username + " held by subject " + prev.Subject)
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return unavailable("user store", err)
+	}
+	// A robot account minted with the CLI owns its username too.
+	existing, err := u.Accounts.ListPasswords(ctx, id.Username)
+	if err != nil {
+		return unavailable("password store", err)
+	}
+	for _, p := range existing {
+		if p.Subject != id.Subject {
+			return taken("username " + id.Username + " has passwords of subject " + p.Subject)
+		}
 	}
 	now := u.s.now()
 	// Passwords can be minted only while this session lives, and live at
@@ -385,17 +405,44 @@ func (u *ui) saveUser(ctx context.Context, id oidc.Identity, toks oidc.Tokens) *
 	if prev.ExpiresAt.After(user.ExpiresAt) {
 		user.ExpiresAt = prev.ExpiresAt
 	}
-	if toks.RefreshToken != "" {
+	switch {
+	case toks.RefreshToken != "":
 		sealed, err := u.Sealer.Seal(toks.RefreshToken, id.Subject)
 		if err != nil {
 			return internal(err)
 		}
 		user.RefreshToken = sealed
+	case prev.Subject == id.Subject && prev.Suspended == "":
+		// This login brought no refresh token (the provider gives one
+		// only on some logins): keep the one that revalidates the
+		// passwords already handed out.
+		user.RefreshToken = prev.RefreshToken
 	}
 	if err := u.Accounts.PutUser(ctx, user); err != nil {
 		return unavailable("user store", err)
 	}
 	return nil
+}
+
+// lockUser takes the user's revalidation lock, waiting a few seconds at
+// most for a refresh in flight; if it cannot, the login goes ahead.
+func (u *ui) lockUser(ctx context.Context, username string) func() {
+	for range 20 {
+		unlock, ok, err := u.Accounts.TryLock(ctx, "revalidate:"+username, 20*time.Second)
+		if err != nil {
+			break
+		}
+		if ok {
+			return unlock
+		}
+		select {
+		case <-ctx.Done():
+			return func() {}
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	u.s.log.WarnContext(ctx, "login: could not take the user's revalidation lock; saving anyway", "user", username)
+	return func() {}
 }
 
 func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess store.Session) *httpError {
@@ -410,6 +457,26 @@ func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess store.Ses
 	u.s.log.InfoContext(r.Context(), "logout", "request_id", requestID(r.Context()), "user", sess.Username)
 	http.Redirect(w, r, target, http.StatusSeeOther)
 	return nil
+}
+
+// normalOrigin returns scheme://host[:port] in lower case without the
+// scheme's default port, so that equal origins compare equal.
+func normalOrigin(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return s
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		return scheme + "://" + net.JoinHostPort(host, port)
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host
 }
 
 func digestHex(s string) string {

@@ -329,7 +329,7 @@ func TestLoginMintUseRevoke(t *testing.T) {
 	if got := find(t, usernameRE, b.body); got != "alice" {
 		t.Errorf("#username = %q", got)
 	}
-	if !strings.Contains(b.body, "docker login registry.test -u alice --password-stdin") {
+	if !strings.Contains(b.body, "docker login &#39;registry.test&#39; -u &#39;alice&#39; --password-stdin") {
 		t.Error("minted page lacks the docker login command")
 	}
 	code, granted, _ := s.token("alice", pw, "repository:team-a/app:pull,push", "repository:team-b/app:pull")
@@ -700,4 +700,71 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+func TestNormalOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://Bridge.Example.com:443": "https://bridge.example.com",
+		"https://bridge.example.com/":    "https://bridge.example.com",
+		"http://localhost:80":            "http://localhost",
+		"http://localhost:5001":          "http://localhost:5001",
+		"https://[::1]:443":              "https://[::1]",
+		"https://[::1]:8443":             "https://[::1]:8443",
+	} {
+		if got := normalOrigin(in); got != want {
+			t.Errorf("normalOrigin(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLogSafeUsername(t *testing.T) {
+	m, _ := passwords.Mint()
+	if got := logSafeUsername(m.Password); strings.Contains(got, m.Password[len(passwords.PasswordPrefix)+17:]) || !strings.Contains(got, m.ID) {
+		t.Errorf("a password in the username field was logged: %q", got)
+	}
+	if got := logSafeUsername(strings.Repeat("a", 300)); len(got) > 70 {
+		t.Errorf("long username not cut: %d bytes", len(got))
+	}
+}
+
+func TestLoginRefusesARobotsUsername(t *testing.T) {
+	s := newSite(t)
+	m, _ := passwords.Mint()
+	if err := s.st.CreatePassword(context.Background(), store.Password{ID: m.ID, Subject: "cli:alice", Username: "alice",
+		Digest: m.Digest, CreatedAt: s.clock.Now(), ExpiresAt: s.clock.Now().Add(time.Hour), CreatedBy: store.CreatedByCLI}); err != nil {
+		t.Fatal(err)
+	}
+	b := s.browser()
+	b.startLogin()
+	if resp := b.submitLogin("alice", "alice-pw"); resp.StatusCode != 409 || !strings.Contains(b.body, "already belongs") {
+		t.Fatalf("login over a robot's username: %d\n%s", resp.StatusCode, b.body)
+	}
+}
+
+// TestReloginWithoutRefreshTokenKeepsRevalidation: a login that brings no
+// refresh token must not switch revalidation off for passwords already out.
+func TestReloginWithoutRefreshTokenKeepsRevalidation(t *testing.T) {
+	now := time.Now()
+	st := memory.New(func() time.Time { return now })
+	defer st.Close()
+	sealer, _ := oidc.RandomSealer()
+	srv := &Server{now: func() time.Time { return now }, log: slog.New(slog.DiscardHandler)}
+	u, err := newUI(srv, &LoginOptions{Accounts: st, Sealer: sealer, MaxAge: time.Hour, Passwords: passwords.Config{MaxLifetime: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := oidc.Identity{Subject: "sub-1", Username: "alice", Groups: []string{"team-a"}}
+	if herr := u.saveUser(context.Background(), id, oidc.Tokens{RefreshToken: "rt-1"}); herr != nil {
+		t.Fatal(herr)
+	}
+	if herr := u.saveUser(context.Background(), id, oidc.Tokens{}); herr != nil {
+		t.Fatal(herr)
+	}
+	rec, err := st.GetUser(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt, err := sealer.Open(rec.RefreshToken, "sub-1"); err != nil || rt != "rt-1" {
+		t.Fatalf("refresh token after a login without one: %q, %v", rt, err)
+	}
 }

@@ -25,6 +25,8 @@ func Templates() (*template.Template, error) {
 			return t.UTC().Format("2006-01-02 15:04 UTC")
 		},
 		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		// shellquote makes a word safe to paste into a POSIX shell.
+		"shellquote": func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" },
 	}).ParseFS(templates, "templates/*.html")
 }
 

@@ -34,6 +34,14 @@ func TestTemplatesParseAndRender(t *testing.T) {
 	if strings.Contains(out, "<script>\"") || strings.Contains(out, "rbp_x<script>") {
 		t.Error("password not HTML-escaped")
 	}
+	b.Reset()
+	data["Username"] = "bob'; rm -rf ~; echo '"
+	if err := pages.ExecuteTemplate(&b, "minted.html", data); err != nil {
+		t.Fatal(err)
+	}
+	if want := `-u &#39;bob&#39;\&#39;&#39;; rm -rf ~; echo &#39;\&#39;&#39;&#39;`; !strings.Contains(b.String(), want) {
+		t.Errorf("username not shell-quoted in the login command:\n%s", b.String())
+	}
 }
 
 func TestStatic(t *testing.T) {

@@ -73,6 +73,9 @@ type serverConfig struct {
 	// InsecureAllowHTTPPublicURL permits an http:// public_url on a
 	// non-loopback host; browsers then send session cookies in clear.
 	InsecureAllowHTTPPublicURL bool `yaml:"insecure_allow_http_public_url"`
+	// InsecureAllowHTTPIssuer permits an http:// oidc.issuer on a
+	// non-loopback host; discovery, keys and tokens then travel in clear.
+	InsecureAllowHTTPIssuer bool `yaml:"insecure_allow_http_issuer"`
 }
 
 // loadConfig reads, decodes, defaults and validates the file, reporting
@@ -147,6 +150,9 @@ func (c *fileConfig) validate() error {
 	}
 	if c.OIDC != nil {
 		add(c.OIDC.Validate("oidc"))
+		if u, err := url.Parse(c.OIDC.Issuer); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) && !c.Server.InsecureAllowHTTPIssuer {
+			add(fmt.Errorf("oidc.issuer: %q is plain http: anyone on the path could forge logins (use https, or set server.insecure_allow_http_issuer)", c.OIDC.Issuer))
+		}
 		if c.Store.Redis != nil && c.OIDC.EncryptionKeyFile == "" {
 			add(errors.New("oidc.encryption_key_file: required with store.redis (it encrypts the identity provider's refresh tokens at rest; create one with `bridge keys generate`)"))
 		}

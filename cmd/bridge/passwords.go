@@ -57,6 +57,14 @@ func cmdPasswordsCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("--expires: %w", err)
 	}
+	// A person who logs in with the browser owns their username; a robot
+	// must not act under it (and a browser login over a robot's name is
+	// refused the same way).
+	if u, err := st.GetUser(ctx, *user); err == nil {
+		return fmt.Errorf("--user: %q is the username of a person who logs in at the identity provider (subject %s); choose another robot name", *user, u.Subject)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("look up user %s: %w", *user, err)
+	}
 	m, err := passwords.Mint()
 	if err != nil {
 		return err

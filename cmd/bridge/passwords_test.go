@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/registry-bridge/bridge/internal/testenv"
 	"github.com/registry-bridge/bridge/passwords"
+	"github.com/registry-bridge/bridge/store"
 )
 
 func TestPasswordsCLI(t *testing.T) {
@@ -67,5 +69,45 @@ func TestPasswordsCLI(t *testing.T) {
 	out, _, _ = runCLI(t, "passwords", "list", "--config", path, "--json")
 	if strings.TrimSpace(out) != "[]" {
 		t.Fatalf("after revoking everything: %s", out)
+	}
+}
+
+func TestPasswordsCreateRefusesAPersonsUsername(t *testing.T) {
+	addr := testenv.Redis(t)
+	dir := t.TempDir()
+	writeKeys(t, dir)
+	path := writeConfig(t, dir, validConfig(dir)+"store:\n  redis:\n    url: redis://"+addr+"/0\n")
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(cfg, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.PutUser(t.Context(), store.User{Username: "alice", Subject: "sub-alice", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, "passwords", "create", "--config", path, "--user", "alice")
+	if err == nil || out != "" || !strings.Contains(err.Error(), "identity provider") {
+		t.Fatalf("create over a person's username: out %q, err %v", out, err)
+	}
+	if list, _ := st.ListPasswords(t.Context(), "alice"); len(list) != 0 {
+		t.Fatal("a password was stored")
+	}
+}
+
+func TestConfigRefusesHTTPIssuer(t *testing.T) {
+	dir := t.TempDir()
+	writeKeys(t, dir)
+	body := validConfig(dir) + "oidc:\n  issuer: http://idp.example.com\n  client_id: c\n"
+	path := writeConfig(t, dir, body)
+	if _, stderr, err := runCLI(t, "config", "check", "--config", path); err == nil || !strings.Contains(stderr, "oidc.issuer") {
+		t.Fatalf("http issuer accepted: %v %s", err, stderr)
+	}
+	path = writeConfig(t, dir, body+"server:\n  insecure_allow_http_issuer: true\n")
+	if _, stderr, err := runCLI(t, "config", "check", "--config", path); err != nil {
+		t.Fatalf("with the insecure switch: %v %s", err, stderr)
 	}
 }

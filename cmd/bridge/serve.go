@@ -78,6 +78,12 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
+	if cfg.Server.InsecureAllowHTTPPublicURL {
+		log.Warn("server.insecure_allow_http_public_url is set: browser sessions may travel in clear")
+	}
+	if cfg.Server.InsecureAllowHTTPIssuer {
+		log.Warn("server.insecure_allow_http_issuer is set: logins at the identity provider could be forged on the network path")
+	}
 	if cfg.Store.Redis == nil {
 		log.Warn("using the embedded in-memory store: passwords are lost on restart and only ONE bridge instance may run; configure store.redis for production")
 	}
@@ -123,7 +129,6 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
