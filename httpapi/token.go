@@ -136,7 +136,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate checks the request's credentials against the store. Every
-// failure gets the same 401 and costs the same digest comparison; a store
+// failure gets the same 401 and the same digest comparison, so the secret
+// cannot be probed by timing. (Whether an id is live can be: a cached
+// record answers without a store round trip. Ids are not secrets.) A store
 // outage is a 503, never a 401 that would make clients drop credentials.
 func (s *Server) authenticate(ctx context.Context, req tokenRequest) (store.Password, passwords.Credential, *httpError) {
 	cred, err := passwords.Parse(req.secret)

@@ -58,9 +58,10 @@
 //     script on the index key); if that fails the record is deleted again,
 //     and its secret was never shown to anyone.
 //   - DeletePassword: GETDEL the record (the password stops working here),
-//     then remove it from the index and PUBLISH its id.
-//   - DeleteUserPasswords: read the index, GETDEL each record, then remove
-//     exactly those ids from the index and PUBLISH each.
+//     PUBLISH its id (tried twice), then remove it from the index.
+//   - DeleteUserPasswords: read the index, GETDEL each record, PUBLISH
+//     every id read (tried twice, even when a GETDEL failed), then remove
+//     exactly those ids from the index.
 //   - TouchPassword: one Lua script on the record raises LastUsedAt in
 //     place (SETRANGE), keeping the TTL; it never moves backwards and never
 //     creates a key.

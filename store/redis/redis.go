@@ -322,22 +322,21 @@ func (s *Store) DeletePassword(ctx context.Context, id string) error {
 	if errors.Is(err, goredis.Nil) {
 		// A retried GETDEL whose first reply was lost also lands here, so
 		// publish anyway: an event for an unknown id costs nothing.
-		if perr := s.client.Publish(ctx, s.keys.events(), id).Err(); perr != nil {
-			s.log.WarnContext(ctx, "redis store: publish invalidation", "password_id", id, "error", perr)
-		}
+		_ = s.publish(ctx, []string{id})
 		return fmt.Errorf("redis store: delete password %s: %w", id, store.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("redis store: delete password %s: %w", id, err)
 	}
-	pipe := s.client.Pipeline()
+	perr := s.publish(ctx, []string{id})
 	p, decodeErr := decode(b)
 	if decodeErr == nil {
-		pipe.ZRem(ctx, s.keys.user(p.Username), id)
+		if err := s.client.ZRem(ctx, s.keys.user(p.Username), id).Err(); err != nil {
+			return fmt.Errorf("redis store: delete password %s: record deleted, then: %w", id, err)
+		}
 	}
-	pipe.Publish(ctx, s.keys.events(), id)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("redis store: delete password %s: record deleted, then: %w", id, err)
+	if perr != nil {
+		return fmt.Errorf("redis store: delete password %s: record deleted, then: %w", id, perr)
 	}
 	if decodeErr != nil {
 		s.log.ErrorContext(ctx, "redis store: deleted an unreadable record", "password_id", id, "error", decodeErr)
@@ -366,30 +365,50 @@ func (s *Store) DeleteUserPasswords(ctx context.Context, username string) (int, 
 		dels[i] = pipe.GetDel(ctx, s.keys.password(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		// Some records may be gone already: tell every cache anyway.
+		s.publish(ctx, ids)
 		return 0, fmt.Errorf("redis store: delete passwords of %s: %w", username, err)
 	}
 
 	now := s.now()
 	n := 0
 	members := make([]any, len(ids))
-	pipe = s.client.Pipeline()
 	for i, id := range ids {
 		members[i] = id
-		p, ok := s.decodeReply(ctx, id, dels[i])
-		if !ok {
-			continue
-		}
-		if live(p, now) {
+		if p, ok := s.decodeReply(ctx, id, dels[i]); ok && live(p, now) {
 			n++
 		}
-		pipe.Publish(ctx, s.keys.events(), id)
 	}
+	// Every id read, deleted by us or not: an event costs nothing, a
+	// missed one leaves a revoked password in other replicas' caches.
+	perr := s.publish(ctx, ids)
 	// Only the ids read above: a password created meanwhile keeps its entry.
-	pipe.ZRem(ctx, index, members...)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.client.ZRem(ctx, index, members...).Err(); err != nil {
 		return n, fmt.Errorf("redis store: delete passwords of %s: records deleted, then: %w", username, err)
 	}
+	if perr != nil {
+		return n, fmt.Errorf("redis store: delete passwords of %s: records deleted, then: %w", username, perr)
+	}
 	return n, nil
+}
+
+// publish announces deleted password ids on the invalidation channel,
+// trying twice: a lost event would leave the passwords usable in other
+// replicas' caches until their TTL.
+func (s *Store) publish(ctx context.Context, ids []string) error {
+	var err error
+	for range 2 {
+		pipe := s.client.Pipeline()
+		for _, id := range ids {
+			pipe.Publish(ctx, s.keys.events(), id)
+		}
+		if _, err = pipe.Exec(ctx); err == nil {
+			return nil
+		}
+	}
+	s.log.ErrorContext(ctx, "redis store: publish invalidations failed; other replicas may accept these passwords until their cache entries expire",
+		"password_ids", ids, "error", err)
+	return err
 }
 
 // Watch implements store.Store: it SUBSCRIBEs to both event channels and
