@@ -19,7 +19,7 @@ type Load struct {
 	// Username and Password are sent as Basic credentials.
 	Username, Password string
 	// Concurrency is the number of workers, each with at most one request
-	// in flight. The client keeps that many idle connections to the host.
+	// in flight. The client keeps twice that many idle connections to the host.
 	Concurrency int
 	// Warmup is run first and not recorded: connections are opened, the
 	// servers' caches and pools fill.

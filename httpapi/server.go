@@ -63,7 +63,7 @@ type Server struct {
 	mux       *http.ServeMux
 }
 
-// New returns a Server serving the routes of CONTRACT.md.
+// New returns a Server serving the routes of the README's HTTP surface.
 func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now

@@ -33,7 +33,9 @@ type PasswordLookup interface {
 
 // tokenResponse is the body of a successful token request. Both token and
 // access_token are sent, identical: clients disagree on which they read
-// (PROTOCOL.md §1.3).
+// (the distribution token spec allows both; containers/image reads
+// token first, Docker, containerd, go-containerregistry, regclient and oras
+// read access_token first).
 type tokenResponse struct {
 	Token        string `json:"token"`
 	AccessToken  string `json:"access_token"`
@@ -191,7 +193,9 @@ func (s *Server) currentGroups(ctx context.Context, p store.Password) ([]string,
 		return nil, &httpError{status: http.StatusUnauthorized, code: "invalid_grant",
 			public: "your identity provider login is no longer valid; log in again at " + s.realm + " and your app passwords work again", cause: err}
 	default:
-		s.metrics.storeErrors.Inc()
+		if !errors.Is(err, identity.ErrUnavailable) { // the provider's outage is counted by revalidations
+			s.metrics.storeErrors.Inc()
+		}
 		return nil, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
 			public: "your group membership cannot be confirmed right now; try again later", cause: err}
 	}

@@ -155,7 +155,7 @@ func parseBasic(h string) (user, pass string, herr *httpError) {
 			public: "the token endpoint takes Basic credentials (username and app password)", cause: errNotBasic}
 	}
 	// Credentials were sent but cannot be read: that is a failed
-	// authentication (401, PROTOCOL.md §1.2), which clients report as
+	// authentication (401, as the distribution token spec says), which clients report as
 	// "invalid username/password", not a malformed request.
 	bad := func(why string) *httpError {
 		return &httpError{status: http.StatusUnauthorized, code: "invalid_client", public: "Authorization: Basic credentials " + why}

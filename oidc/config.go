@@ -20,7 +20,7 @@ type Config struct {
 	ClientID     string `yaml:"client_id" json:"client_id"`
 	ClientSecret string `yaml:"client_secret" json:"-"`
 	// ClientSecretFile, if set, holds the client secret (trailing
-	// newlines are trimmed). It wins over ClientSecret.
+	// newlines are trimmed). Set it or ClientSecret, not both.
 	ClientSecretFile string `yaml:"client_secret_file" json:"client_secret_file,omitempty"`
 	// Scopes requested at login. Default: openid, profile, email, groups,
 	// offline_access.
@@ -44,9 +44,10 @@ type Config struct {
 	// Okta"). Default: the issuer's host.
 	DisplayName string `yaml:"display_name" json:"display_name,omitempty"`
 	// EncryptionKeyFile holds the key that encrypts the users' refresh
-	// tokens at rest (32 random bytes, raw or base64). Required with
-	// store.redis; without a store it may be omitted (a random key is
-	// used, as the embedded store forgets everything on restart anyway).
+	// tokens at rest (32 random bytes, raw or base64). When it is unset,
+	// a key derived from the client secret is used with store.redis (so
+	// rotating the secret makes users log in again), and a random key
+	// with the embedded store, which forgets everything on restart anyway.
 	EncryptionKeyFile string `yaml:"encryption_key_file" json:"encryption_key_file,omitempty"`
 	// RevalidateGrace is how long the last known groups stay valid while
 	// the provider cannot be reached. Default 1h.

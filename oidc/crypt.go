@@ -3,7 +3,9 @@ package oidc
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -35,6 +37,19 @@ func NewSealer(key []byte) (*Sealer, error) {
 func RandomSealer() (*Sealer, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return NewSealer(key)
+}
+
+// DerivedSealer returns a Sealer whose key is derived from a secret with
+// HKDF-SHA256, for deployments without a dedicated encryption key.
+func DerivedSealer(secret string) (*Sealer, error) {
+	if secret == "" {
+		return nil, errors.New("oidc: cannot derive an encryption key from an empty secret")
+	}
+	key, err := hkdf.Key(sha256.New, []byte(secret), nil, "registry-bridge refresh-token sealing v1", 32)
+	if err != nil {
 		return nil, err
 	}
 	return NewSealer(key)

@@ -97,6 +97,25 @@ func TestSealer(t *testing.T) {
 	}
 }
 
+func TestDerivedSealer(t *testing.T) {
+	a, err := DerivedSealer("client-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := DerivedSealer("client-secret")
+	sealed, _ := a.Seal("rt", "sub")
+	if got, err := b.Open(sealed, "sub"); err != nil || got != "rt" {
+		t.Fatalf("the same secret must give the same key: %q %v", got, err)
+	}
+	c, _ := DerivedSealer("other-secret")
+	if _, err := c.Open(sealed, "sub"); err == nil {
+		t.Fatal("another secret opened the value")
+	}
+	if _, err := DerivedSealer(""); err == nil {
+		t.Fatal("an empty secret was accepted")
+	}
+}
+
 func TestLoadEncryptionKey(t *testing.T) {
 	dir := t.TempDir()
 	raw := make([]byte, 32)

@@ -23,7 +23,7 @@
 //	m, err := passwords.Mint()          // show m.Password once; store m.Digest
 //	c, err := passwords.Parse(input)    // from a Basic-auth password
 //	rec, err := st.GetPassword(ctx, c.ID)
-//	ok := c.Matches(rec)                // constant time
+//	ok := c.Matches(rec.Digest, rec.RefreshDigest) // constant time
 //
 // Package passwords does no I/O.
 package passwords

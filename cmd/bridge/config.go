@@ -21,7 +21,7 @@ import (
 	"github.com/registry-bridge/bridge/tokens"
 )
 
-// fileConfig is the configuration file (CONTRACT.md). Each section's type
+// fileConfig is the configuration file (README: Configuration reference). Each section's type
 // belongs to the package that uses it; this type only composes them.
 type fileConfig struct {
 	Listen    string           `yaml:"listen"`
@@ -35,6 +35,9 @@ type fileConfig struct {
 	Log       logConfig        `yaml:"log"`
 	Server    serverConfig     `yaml:"server"`
 	UI        uiConfig         `yaml:"ui"`
+
+	// source is the file's content this configuration was loaded from.
+	source string
 }
 
 type uiConfig struct {
@@ -88,7 +91,7 @@ func loadConfig(path string) (*fileConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c fileConfig
+	c := fileConfig{source: string(data)}
 	if err := yamlconf.Decode(data, &c, os.LookupEnv); err != nil {
 		return nil, err
 	}
@@ -153,8 +156,8 @@ func (c *fileConfig) validate() error {
 		if u, err := url.Parse(c.OIDC.Issuer); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) && !c.Server.InsecureAllowHTTPIssuer {
 			add(fmt.Errorf("oidc.issuer: %q is plain http: anyone on the path could forge logins (use https, or set server.insecure_allow_http_issuer)", c.OIDC.Issuer))
 		}
-		if c.Store.Redis != nil && c.OIDC.EncryptionKeyFile == "" {
-			add(errors.New("oidc.encryption_key_file: required with store.redis (it encrypts the identity provider's refresh tokens at rest; create one with `bridge keys generate`)"))
+		if c.Store.Redis != nil && c.OIDC.EncryptionKeyFile == "" && c.OIDC.ClientSecret == "" && c.OIDC.ClientSecretFile == "" {
+			add(errors.New("oidc.encryption_key_file: required with store.redis when there is no client secret (it encrypts the identity provider's refresh tokens at rest; `bridge keys generate` writes one)"))
 		}
 	}
 	if c.Store.Redis != nil {

@@ -22,17 +22,7 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 		log.Info("no oidc section: browser login is off; mint passwords with `bridge passwords create`")
 		return nil, nil, nil
 	}
-	var sealer *oidc.Sealer
-	var err error
-	if cfg.OIDC.EncryptionKeyFile != "" {
-		key, kerr := oidc.LoadEncryptionKey(cfg.OIDC.EncryptionKeyFile)
-		if kerr != nil {
-			return nil, nil, fmt.Errorf("oidc.encryption_key_file: %w", kerr)
-		}
-		sealer, err = oidc.NewSealer(key)
-	} else {
-		sealer, err = oidc.RandomSealer()
-	}
+	sealer, err := newSealer(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -71,4 +61,28 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 		Registry:    cfg.UI.RegistryHost,
 		Title:       cfg.UI.Title,
 	}, resolver, nil
+}
+
+// newSealer returns what encrypts refresh tokens at rest: the key of
+// oidc.encryption_key_file; else, with Redis, a key derived from the
+// client secret (which a copy of Redis does not hold); else, for the
+// embedded store that forgets everything on restart, a random key.
+func newSealer(cfg *fileConfig, log *slog.Logger) (*oidc.Sealer, error) {
+	switch {
+	case cfg.OIDC.EncryptionKeyFile != "":
+		key, err := oidc.LoadEncryptionKey(cfg.OIDC.EncryptionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("oidc.encryption_key_file: %w", err)
+		}
+		return oidc.NewSealer(key)
+	case cfg.Store.Redis != nil:
+		secret, err := cfg.OIDC.Secret()
+		if err != nil {
+			return nil, err
+		}
+		log.Warn("oidc.encryption_key_file is not set: refresh tokens are encrypted with a key derived from the client secret; rotating the secret makes every browser user log in again")
+		return oidc.DerivedSealer(secret)
+	default:
+		return oidc.RandomSealer()
+	}
 }

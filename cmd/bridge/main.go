@@ -1,6 +1,6 @@
 // Command bridge is the OIDC-to-registry-token bridge: it serves the
 // registry token endpoint, the browser login and the app-password page, and
-// offers the operator commands of CONTRACT.md (config check, keys,
+// offers the operator commands of the README (config check, keys,
 // passwords, policy explain).
 package main
 
@@ -28,12 +28,12 @@ const usage = `bridge — sign in to a container registry with your company's Op
 Usage:
   bridge serve --config FILE
   bridge config check --config FILE
-  bridge keys generate --out DIR [--alg ES256|RS256]
+  bridge keys generate --out DIR [--alg ES256|RS256] [--cn NAME] [--force]
   bridge keys jwks --config FILE
   bridge passwords create --config FILE --user U [--groups a,b] [--name N] [--expires 720h] [--read-only]
   bridge passwords list --config FILE [--user U] [--json]
-  bridge passwords revoke --config FILE (ID | --user U --all)
-  bridge policy explain --config FILE --user U [--groups a,b] --scope SCOPE...
+  bridge passwords revoke --config FILE (ID... | --user U --all)
+  bridge policy explain --config FILE (--user U [--groups a,b] | --anonymous) [--read-only] --scope SCOPE...
   bridge version
 
 Every command that takes --config also reads BRIDGE_CONFIG.

@@ -234,3 +234,56 @@ func mustB64(t *testing.T, s string) []byte {
 	}
 	return b
 }
+
+// TestContractExampleConfig: the configuration example of the product's
+// contract (every section, Redis, no encryption key file) stays valid.
+func TestContractExampleConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeKeys(t, dir)
+	path := writeConfig(t, dir, `
+listen: 127.0.0.1:5001
+public_url: http://localhost:5001
+tls:
+  cert_file: `+dir+`/signing.crt
+  key_file: `+dir+`/signing.key
+oidc:
+  issuer: https://idp.example.com
+  client_id: registry-bridge
+  client_secret: "s3cret"
+  scopes: [openid, profile, email, groups, offline_access]
+  username_claim: preferred_username
+  groups_claim: groups
+  allowed_groups: []
+store:
+  redis:
+    url: redis://127.0.0.1:6379/0
+token:
+  issuer: registry-bridge
+  service: registry.example.com
+  lifetime: 5m
+  signing_key_file: `+dir+`/signing.key
+  certificate_file: `+dir+`/signing.crt
+  previous_keys: []
+passwords:
+  default_lifetime: 720h
+  max_lifetime: 2160h
+  revalidate_every: 15m
+access:
+  - groups: [registry-admins]
+    repositories: ["**"]
+    actions: [pull, push, delete]
+    catalog: true
+  - groups: [team-a]
+    repositories: ["team-a/**"]
+    actions: [pull, push]
+  - users: ["*"]
+    repositories: ["${username}/**"]
+    actions: [pull, push, delete]
+  - anonymous: true
+    repositories: ["public/**"]
+    actions: [pull]
+`)
+	if _, stderr, err := runCLI(t, "config", "check", "--config", path); err != nil {
+		t.Fatalf("the contract's example config: %v\n%s", err, stderr)
+	}
+}

@@ -143,7 +143,7 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 
-	go watchConfig(ctx, path, cfg, &current, log)
+	go watchConfig(path, cfg, &current, log)(ctx)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -176,15 +176,17 @@ func storeKind(cfg *fileConfig) string {
 // changes. It watches the directory, not the file: Kubernetes updates a
 // mounted ConfigMap by swapping a symlink, which a file watch would miss.
 // A bad new file keeps the old policy and logs every problem.
-func watchConfig(ctx context.Context, path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) {
+//
+// The watch is in place when watchConfig returns, and the file is compared
+// with what running was loaded from at once, so no change made after the
+// load is missed. The returned function runs the loop until ctx ends.
+func watchConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) func(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 
 	var events <-chan fsnotify.Event
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
-		defer w.Close()
 		if err = w.Add(filepath.Dir(path)); err == nil {
 			events = w.Events
 		}
@@ -193,24 +195,30 @@ func watchConfig(ctx context.Context, path string, running *fileConfig, current 
 		log.Warn("config file watch unavailable; reload with SIGHUP", "err", err)
 	}
 
-	var debounce <-chan time.Time
-	lastSeen := fileStamp(path)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			reloadConfig(path, running, current, log, "SIGHUP")
-			lastSeen = fileStamp(path)
-		case ev := <-events:
-			if filepath.Clean(ev.Name) == filepath.Clean(path) || filepath.Base(ev.Name) == "..data" {
-				debounce = time.After(250 * time.Millisecond)
-			}
-		case <-debounce:
-			debounce = nil
-			if s := fileStamp(path); s != lastSeen {
-				lastSeen = s
-				reloadConfig(path, running, current, log, "file changed")
+	return func(ctx context.Context) {
+		defer signal.Stop(hup)
+		if w != nil {
+			defer w.Close()
+		}
+		lastSeen := running.source
+		debounce := time.After(0) // catch a change made between load and watch
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reloadConfig(path, running, current, log, "SIGHUP")
+				lastSeen = fileStamp(path)
+			case ev := <-events:
+				if filepath.Clean(ev.Name) == filepath.Clean(path) || filepath.Base(ev.Name) == "..data" {
+					debounce = time.After(250 * time.Millisecond)
+				}
+			case <-debounce:
+				debounce = nil
+				if s := fileStamp(path); s != lastSeen {
+					lastSeen = s
+					reloadConfig(path, running, current, log, "file changed")
+				}
 			}
 		}
 	}
@@ -245,7 +253,7 @@ func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[grou
 		"listen": {running.Listen, cfg.Listen}, "public_url": {running.PublicURL, cfg.PublicURL},
 		"tls": {running.TLS, cfg.TLS}, "oidc": {running.OIDC, cfg.OIDC}, "store": {running.Store, cfg.Store},
 		"token": {running.Token, cfg.Token}, "passwords": {running.Passwords, cfg.Passwords},
-		"log": {running.Log, cfg.Log}, "server": {running.Server, cfg.Server},
+		"log": {running.Log, cfg.Log}, "server": {running.Server, cfg.Server}, "ui": {running.UI, cfg.UI},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			restart = append(restart, name)

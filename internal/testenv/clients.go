@@ -28,8 +28,8 @@ type Client struct {
 	// Name is the tool's name: "skopeo", "crane", "regctl" or "oras".
 	Name string
 	// LoginChecks reports whether Login makes the registry verify the
-	// credentials. crane's "auth login" only writes its config file
-	// (TESTING.md), so wrong credentials show only on the next command.
+	// credentials. crane's "auth login" only writes its config file, so
+	// wrong credentials show only on the next command.
 	LoginChecks bool
 
 	path string

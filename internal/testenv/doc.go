@@ -1,8 +1,8 @@
 // Package testenv runs the real components of the end-to-end suite on
 // loopback for one test: Redis, the distribution registries (v3 and
 // Debian's 2.8), long-running processes such as the bridge itself, and the
-// registry clients skopeo, crane, regctl and oras. See TESTING.md for why
-// nothing here is a fake.
+// registry clients skopeo, crane, regctl and oras. Nothing here is a fake:
+// a hand-written stand-in would prove nothing about compatibility.
 //
 // Everything a helper starts lives in t.TempDir() and dies in t.Cleanup;
 // a failing test gets the processes' output in its log. Binaries come from

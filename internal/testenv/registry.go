@@ -21,7 +21,7 @@ const (
 type TokenAuth struct {
 	// Realm is the token endpoint the registry sends clients to, e.g.
 	// "http://localhost:5001/token". Use a host name, not a loopback IP
-	// literal: crane refuses those (PROTOCOL.md §5.11).
+	// literal: crane refuses those (go-containerregistry ≥ 0.21.4).
 	Realm string
 	// Service is the registry's name: the token's "aud" and the "service"
 	// parameter of the challenge.
