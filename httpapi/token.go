@@ -271,8 +271,11 @@ func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, start time.
 // log: an app password pasted into the username field is redacted to its
 // public id, anything else is cut to 64 bytes.
 func logSafeUsername(u string) string {
-	if passwords.LooksLike(u) {
-		return passwords.Redact(u)
+	if t := strings.TrimSpace(u); passwords.LooksLike(t) {
+		return passwords.Redact(t)
+	}
+	if strings.Contains(u, passwords.PasswordPrefix) || strings.Contains(u, passwords.RefreshPrefix) {
+		return "(redacted: looks like an app password)"
 	}
 	return truncate(strings.ToValidUTF8(u, "?"), 64)
 }

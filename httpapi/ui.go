@@ -424,10 +424,12 @@ func (u *ui) saveUser(ctx context.Context, id oidc.Identity, toks oidc.Tokens) *
 	return nil
 }
 
-// lockUser takes the user's revalidation lock, waiting a few seconds at
-// most for a refresh in flight; if it cannot, the login goes ahead.
+// lockUser takes the user's revalidation lock, waiting for a refresh in
+// flight to finish: at most 16s, longer than a revalidation may hold the
+// lock (identity's refresh timeout plus its store writes, 15s by
+// default). If it still cannot, the login goes ahead.
 func (u *ui) lockUser(ctx context.Context, username string) func() {
-	for range 20 {
+	for range 64 {
 		unlock, ok, err := u.Accounts.TryLock(ctx, "revalidate:"+username, 20*time.Second)
 		if err != nil {
 			break

@@ -722,6 +722,11 @@ func TestLogSafeUsername(t *testing.T) {
 	if got := logSafeUsername(m.Password); strings.Contains(got, m.Password[len(passwords.PasswordPrefix)+17:]) || !strings.Contains(got, m.ID) {
 		t.Errorf("a password in the username field was logged: %q", got)
 	}
+	for _, in := range []string{m.Password + " ", "\n" + m.Password, "x" + m.Password, m.Password[:60]} {
+		if got := logSafeUsername(in); strings.Contains(got, m.Password[len(passwords.PasswordPrefix)+17:len(passwords.PasswordPrefix)+30]) {
+			t.Errorf("logSafeUsername(%q) = %q leaks the secret", in, got)
+		}
+	}
 	if got := logSafeUsername(strings.Repeat("a", 300)); len(got) > 70 {
 		t.Errorf("long username not cut: %d bytes", len(got))
 	}

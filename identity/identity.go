@@ -111,9 +111,7 @@ func (r *Revalidator) Groups(ctx context.Context, p store.Password) ([]string, e
 	// Stale: refresh once per user, detached from this request so that
 	// its cancellation does not fail the others waiting on the result.
 	v, err, _ := r.sf.Do(u.Username, func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.Timeout)
-		defer cancel()
-		return r.refresh(ctx, u)
+		return r.refresh(context.WithoutCancel(ctx), u)
 	})
 	if err != nil {
 		return nil, err
@@ -137,17 +135,31 @@ func (r *Revalidator) retryAfter() time.Duration {
 	return min(max(r.o.Every/2, time.Second), 30*time.Second)
 }
 
+// lockTTL bounds how long a revalidation holds the user's lock: the
+// provider call plus the store writes.
+func (r *Revalidator) lockTTL() time.Duration { return r.o.Timeout + storeWriteTimeout }
+
+// storeWriteTimeout bounds each store write of a revalidation; it has its
+// own deadline so that a provider that hung until the refresh timed out
+// does not also lose the record of the outage.
+const storeWriteTimeout = 5 * time.Second
+
+// refresh revalidates the user, or, when another replica is doing so,
+// waits (bounded) for its result.
 func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string, error) {
-	unlock, ok, err := r.o.Store.TryLock(ctx, "revalidate:"+cached.Username, r.o.Timeout+5*time.Second)
-	if err != nil {
-		r.o.Observe("error")
-		return nil, fmt.Errorf("identity: lock %s: %w", cached.Username, err)
-	}
-	if !ok {
-		// Another replica is refreshing this user right now; its result
-		// reaches us through the store. Meanwhile the last known groups
-		// stand, within the same grace as everywhere else.
-		r.o.Observe("skipped_locked")
+	giveUp := time.Now().Add(r.o.Timeout)
+	for {
+		unlock, ok, err := r.o.Store.TryLock(ctx, "revalidate:"+cached.Username, r.lockTTL())
+		if err != nil {
+			r.o.Observe("error")
+			return nil, fmt.Errorf("identity: lock %s: %w", cached.Username, err)
+		}
+		if ok {
+			defer unlock()
+			return r.refreshLocked(ctx, cached)
+		}
+		// Another replica (or a login) holds the lock: its result reaches
+		// us through the store.
 		u, err := r.o.Store.GetUser(ctx, cached.Username)
 		switch {
 		case err != nil:
@@ -157,9 +169,22 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 		case u.Suspended != "":
 			return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
 		}
-		return r.lastKnown(u, r.o.Now())
+		now := r.o.Now()
+		if len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every {
+			return u.Groups, nil
+		}
+		if !u.UnreachableSince.IsZero() || !time.Now().Before(giveUp) {
+			// A known outage, or no answer in time: the last confirmed
+			// groups, within the same grace as everywhere else.
+			r.o.Observe("skipped_locked")
+			return r.lastKnown(u, now)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	defer unlock()
+}
+
+// refreshLocked runs one revalidation; the caller holds the user's lock.
+func (r *Revalidator) refreshLocked(ctx context.Context, cached store.User) ([]string, error) {
 	u, err := r.o.Store.GetUser(ctx, cached.Username)
 	if err != nil {
 		return nil, fmt.Errorf("identity: get user %s: %w", cached.Username, err)
@@ -172,6 +197,8 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 		return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
 	case len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every:
 		return u.Groups, nil // another replica refreshed it meanwhile
+	case now.Before(u.NextAttemptAt):
+		return r.lastKnown(u, now) // another replica failed a moment ago
 	}
 	log := r.o.Log.With("user", u.Username)
 	rt, err := r.o.Sealer.Open(u.RefreshToken, u.Subject)
@@ -180,7 +207,9 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 		// answer is a new login.
 		return nil, r.suspend(ctx, u, "the stored refresh token cannot be decrypted", err)
 	}
-	id, toks, err := r.o.Provider.Refresh(ctx, u.Subject, rt)
+	pctx, cancel := context.WithTimeout(ctx, r.o.Timeout)
+	id, toks, err := r.o.Provider.Refresh(pctx, u.Subject, rt)
+	cancel()
 	switch {
 	case err == nil && id.Username != "" && id.Username != u.Username:
 		// The passwords carry the old name, which the provider may give
@@ -198,7 +227,7 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 			u.Email = id.Email
 		}
 		u.RevalidatedAt, u.UnreachableSince, u.NextAttemptAt = now, time.Time{}, time.Time{}
-		if err := r.o.Store.PutUser(ctx, u); err != nil {
+		if err := r.putUser(ctx, u); err != nil {
 			return nil, fmt.Errorf("identity: put user %s: %w", u.Username, err)
 		}
 		r.o.Observe("ok")
@@ -215,7 +244,7 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 			u.UnreachableSince = now
 		}
 		u.NextAttemptAt = now.Add(r.retryAfter())
-		if perr := r.o.Store.PutUser(ctx, u); perr != nil {
+		if perr := r.putUser(ctx, u); perr != nil {
 			log.WarnContext(ctx, "could not record the provider outage", "err", perr)
 		}
 		groups, gerr := r.lastKnown(u, now)
@@ -232,12 +261,19 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 
 func (r *Revalidator) suspend(ctx context.Context, u store.User, reason string, cause error) error {
 	u.Suspended, u.RefreshToken = reason, nil
-	if err := r.o.Store.PutUser(ctx, u); err != nil {
+	if err := r.putUser(ctx, u); err != nil {
 		return fmt.Errorf("identity: suspend %s: %w", u.Username, err)
 	}
 	r.o.Log.WarnContext(ctx, "user suspended: their passwords are refused until they log in again",
 		"user", u.Username, "reason", reason, "err", cause)
 	return fmt.Errorf("%w: %s", ErrSuspended, reason)
+}
+
+// putUser writes the record with a deadline of its own.
+func (r *Revalidator) putUser(ctx context.Context, u store.User) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
+	defer cancel()
+	return r.o.Store.PutUser(ctx, u)
 }
 
 func equal(a, b []string) bool {

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -23,12 +24,22 @@ type refresher struct {
 	gate   chan struct{} // if set, each call waits for it
 	// username the provider reports; "" means "alice"
 	username string
+	// hangUntilCtx: with gate set, give up when the call's context ends
+	hangUntilCtx bool
 }
 
 func (r *refresher) Refresh(ctx context.Context, subject, rt string) (oidc.Identity, oidc.Tokens, error) {
 	r.calls.Add(1)
 	if r.gate != nil {
-		<-r.gate
+		if r.hangUntilCtx {
+			select {
+			case <-r.gate:
+			case <-ctx.Done():
+				return oidc.Identity{}, oidc.Tokens{}, fmt.Errorf("%w: %v", oidc.ErrUnavailable, ctx.Err())
+			}
+		} else {
+			<-r.gate
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -66,7 +77,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.pw = store.Password{ID: "p1", Subject: "sub-alice", Username: "alice", Groups: []string{"minted-with"}, CreatedBy: store.CreatedByBrowser}
-	e.rev = NewRevalidator(Options{Users: e.st, Store: e.st, Provider: e.ref, Sealer: e.seal, Every: time.Minute, Grace: time.Hour,
+	e.rev = NewRevalidator(Options{Users: e.st, Store: e.st, Provider: e.ref, Sealer: e.seal, Every: time.Minute, Grace: time.Hour, Timeout: 300 * time.Millisecond,
 		Now: clock, Observe: func(r string) { e.mu.Lock(); e.seen = append(e.seen, r); e.mu.Unlock() }})
 	return e
 }
@@ -144,6 +155,50 @@ func TestLockedByAnotherReplica(t *testing.T) {
 	got, err := e.rev.Groups(t.Context(), e.pw)
 	if err != nil || !reflect.DeepEqual(got, []string{"team-a"}) || e.ref.calls.Load() != 0 {
 		t.Fatalf("while locked: %v, %v, %d refreshes", got, err, e.ref.calls.Load())
+	}
+}
+
+// TestWaitsForAnotherReplicasRefresh: while another replica refreshes, a
+// request waits for its result instead of failing, even for a user idle
+// longer than the grace period.
+func TestWaitsForAnotherReplicasRefresh(t *testing.T) {
+	e := newEnv(t)
+	e.advance(3 * time.Hour)
+	unlock, ok, err := e.st.TryLock(t.Context(), "revalidate:alice", time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		u, _ := e.st.GetUser(context.Background(), "alice")
+		u.Groups, u.RevalidatedAt = []string{"team-c"}, e.now
+		_ = e.st.PutUser(context.Background(), u)
+		unlock()
+	}()
+	got, err := e.rev.Groups(t.Context(), e.pw)
+	if err != nil || !reflect.DeepEqual(got, []string{"team-c"}) || e.ref.calls.Load() != 0 {
+		t.Fatalf("Groups = %v, %v; %d refreshes of our own", got, err, e.ref.calls.Load())
+	}
+}
+
+// TestHungProviderStillBacksOff: a provider that answers only at the
+// timeout must not lose the back-off record (its writes have their own
+// deadline).
+func TestHungProviderStillBacksOff(t *testing.T) {
+	e := newEnv(t)
+	e.ref.gate = make(chan struct{}) // never closed: the refresh hangs
+	e.ref.hangUntilCtx = true
+	e.advance(2 * time.Minute)
+	if _, err := e.rev.Groups(t.Context(), e.pw); err != nil {
+		t.Fatalf("within grace: %v", err)
+	}
+	u, _ := e.st.GetUser(t.Context(), "alice")
+	if u.NextAttemptAt.IsZero() || u.UnreachableSince.IsZero() {
+		t.Fatalf("outage not recorded: %+v", u)
+	}
+	calls := e.ref.calls.Load()
+	if _, err := e.rev.Groups(t.Context(), e.pw); err != nil || e.ref.calls.Load() != calls {
+		t.Fatalf("retried at once: %v, %d calls", err, e.ref.calls.Load()-calls)
 	}
 }
 

@@ -317,8 +317,10 @@ func (p *Provider) identityFrom(ctx context.Context, subject string, idt *gooidc
 	id := Identity{Subject: subject}
 	id.Email, _ = stringClaim(claims, "email")
 	id.Username, _ = stringClaim(claims, p.cfg.UsernameClaim)
-	if id.Username == "" && emailVerified(claims) {
-		// An unverified address could name someone else's account.
+	if id.Username == "" && login && emailVerified(claims) {
+		// An unverified address could name someone else's account. At
+		// refresh the caller keeps the name it has: a fallback there
+		// would look like a rename.
 		id.Username = id.Email
 	}
 	if id.Username == "" && login {
