@@ -3,6 +3,7 @@ package tokens
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -98,12 +99,32 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Load reads the signing key, certificate and previous keys the section
-// names and returns the Options for NewIssuer, with Now unset. Like
-// Validate, it reports every problem with its key path.
+// Load validates the section and reads the signing key, certificate and
+// previous keys it names, returning the Options for NewIssuer with Now
+// unset. It reports every problem at once, each with its key path: the
+// section's own (as Validate), then each named file that is missing or
+// does not load.
 func (c *Config) Load() (Options, error) {
-	o := Options{Issuer: c.Issuer, Service: c.Service, Lifetime: c.Lifetime}
 	var errs []error
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	files := []struct{ key, path string }{{"signing_key_file", c.SigningKeyFile}, {"certificate_file", c.CertificateFile}}
+	for i, f := range c.PreviousKeys {
+		files = append(files, struct{ key, path string }{fmt.Sprintf("previous_keys[%d]", i), f})
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			errs = append(errs, fmt.Errorf("token.%s: %w", f.key, err))
+		}
+	}
+	if len(errs) > 0 {
+		return Options{}, errors.Join(errs...)
+	}
+	o := Options{Issuer: c.Issuer, Service: c.Service, Lifetime: c.Lifetime}
 	key, err := LoadSigningKey(c.SigningKeyFile, c.CertificateFile, c.KeyIDFormat)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("token.signing_key_file: %w", err))

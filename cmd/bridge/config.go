@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +36,8 @@ type fileConfig struct {
 
 	// source is the file's content this configuration was loaded from.
 	source string
+	// tokenOptions holds the keys validation loaded, for newIssuer.
+	tokenOptions *tokens.Options
 }
 
 type uiConfig struct {
@@ -163,26 +163,12 @@ func (c *fileConfig) validate() error {
 	if c.Store.Redis != nil {
 		add(c.Store.Redis.Validate())
 	}
-	tokenErr := c.Token.Validate()
-	add(tokenErr)
-	files := map[string]string{"token.signing_key_file": c.Token.SigningKeyFile, "token.certificate_file": c.Token.CertificateFile}
-	for i, f := range c.Token.PreviousKeys {
-		files[fmt.Sprintf("token.previous_keys[%d]", i)] = f
-	}
-	for _, key := range slices.Sorted(maps.Keys(files)) {
-		f := files[key]
-		if f == "" {
-			continue
-		}
-		if _, err := os.Stat(f); err != nil {
-			add(fmt.Errorf("%s: %v", key, err))
-			tokenErr = err
-		}
-	}
-	if tokenErr == nil {
-		if _, err := c.Token.Load(); err != nil {
-			add(err) // unreadable or mismatched key files, with their key paths
-		}
+	// Load validates the section and reads the key files once; serve and
+	// the key commands use the result.
+	if opts, err := c.Token.Load(); err != nil {
+		add(err)
+	} else {
+		c.tokenOptions = &opts
 	}
 	add(c.Passwords.Validate("passwords"))
 	add(groups.Validate(c.Access))

@@ -184,7 +184,8 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		return errSilent
 	}
-	// Loading the keys catches unreadable or mismatched key files too.
+	// The issuer checks what loading alone does not, e.g. that the
+	// certificate is valid now.
 	if _, err := newIssuer(c, nil); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n  %v\n", *path, err)
 		return errSilent

@@ -53,11 +53,9 @@ func openStore(cfg *fileConfig, log *slog.Logger) (store.Store, error) {
 	return redisstore.New(*cfg.Store.Redis, time.Now, log)
 }
 
+// newIssuer builds the token issuer from the keys loadConfig read.
 func newIssuer(cfg *fileConfig, now func() time.Time) (*tokens.Issuer, error) {
-	opts, err := cfg.Token.Load()
-	if err != nil {
-		return nil, err
-	}
+	opts := *cfg.tokenOptions
 	opts.Now = now
 	return tokens.NewIssuer(opts)
 }
