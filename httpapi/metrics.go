@@ -11,7 +11,10 @@ import (
 type metrics struct {
 	tokenRequests *prometheus.CounterVec
 	tokenLatency  *prometheus.HistogramVec
-	storeErrors   prometheus.Counter
+	// token holds every (outcome, grant) series, resolved at start-up;
+	// it is only read afterwards.
+	token       map[[2]string]tokenSeries
+	storeErrors prometheus.Counter
 	// PasswordsMinted and PasswordsRevoked count changes made through
 	// this server (browser and API).
 	passwordsMinted  *prometheus.CounterVec
@@ -43,13 +46,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.tokenRequests, m.tokenLatency, m.storeErrors, m.passwordsMinted, m.passwordsRevoked)
+	m.token = make(map[[2]string]tokenSeries)
+	for _, outcome := range []string{"granted", "denied", "bad_request", "error"} {
+		for _, grant := range []string{grantBasic, grantAnonymous, grantPassword, grantRefresh, "unknown"} {
+			m.token[[2]string{outcome, grant}] = tokenSeries{
+				count:   m.tokenRequests.WithLabelValues(outcome, grant),
+				latency: m.tokenLatency.WithLabelValues(outcome),
+			}
+		}
+	}
 	return m
 }
 
+type tokenSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// observeToken counts a token request; a grant not known yet (the request
+// did not parse) is "unknown".
 func (m *metrics) observeToken(outcome, grant string, d time.Duration) {
 	if grant == "" {
 		grant = "unknown"
 	}
-	m.tokenRequests.WithLabelValues(outcome, grant).Inc()
-	m.tokenLatency.WithLabelValues(outcome).Observe(d.Seconds())
+	ts, ok := m.token[[2]string{outcome, grant}]
+	if !ok {
+		ts = tokenSeries{m.tokenRequests.WithLabelValues(outcome, grant), m.tokenLatency.WithLabelValues(outcome)}
+	}
+	ts.count.Inc()
+	ts.latency.Observe(d.Seconds())
 }

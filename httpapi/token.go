@@ -56,7 +56,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		var err error
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes+1))
 		if err != nil {
-			s.finishToken(w, r, start, tokenRequest{grant: "post"}, nil, nil,
+			s.finishToken(w, r, start, tokenRequest{}, nil, nil,
 				&httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request", public: "form too large", cause: err})
 			return
 		}
