@@ -339,7 +339,7 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	case err != nil:
 		return &httpError{status: http.StatusBadRequest, code: "login_failed", public: "The login could not be completed. Start again.", cause: err}
 	}
-	if err := validLoginName(id.Username); err != nil {
+	if err := passwords.ValidUsername(id.Username); err != nil {
 		return &httpError{status: http.StatusForbidden, code: "bad_username",
 			public: "Your account's username cannot be used with docker login: " + err.Error(), cause: err}
 	}
@@ -516,17 +516,4 @@ func internal(err error) *httpError {
 func unavailable(what string, err error) *httpError {
 	return &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
 		public: "The " + what + " is unavailable right now. Try again in a minute.", cause: err}
-}
-
-// validLoginName rejects usernames docker login cannot carry.
-func validLoginName(u string) error {
-	switch {
-	case u == "":
-		return errors.New("it is empty")
-	case len(u) > 255:
-		return errors.New("it is longer than 255 bytes")
-	case strings.ContainsAny(u, ": \t\r\n"):
-		return errors.New("it contains ':' or white space")
-	}
-	return nil
 }

@@ -42,7 +42,7 @@ func cmdPasswordsCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 	if _, err := parseFlags(f, args); err != nil {
 		return err
 	}
-	if err := validUsername(*user); err != nil {
+	if err := passwords.ValidUsername(*user); err != nil {
 		return fmt.Errorf("%w: --user: %v", errUsage, err)
 	}
 	if len(*name) > 100 {
@@ -214,18 +214,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// validUsername rejects names docker login cannot carry: Basic auth
-// cannot hold a ':' in the username (RFC 7617).
-func validUsername(u string) error {
-	switch {
-	case u == "":
-		return errors.New("required")
-	case len(u) > 255:
-		return errors.New("longer than 255 bytes")
-	case strings.ContainsAny(u, ": \t\r\n/"):
-		return errors.New("must not contain ':', '/' or white space")
-	}
-	return nil
 }
