@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"html/template"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -80,11 +81,12 @@ const (
 // ui is the browser side of the server.
 type ui struct {
 	*LoginOptions
-	s      *Server
-	pages  *template.Template
-	secure bool
-	origin string
-	csp    string
+	s         *Server
+	pages     *template.Template
+	lifetimes []lifetimeChoice
+	secure    bool
+	origin    string
+	csp       string
 }
 
 func newUI(s *Server, o *LoginOptions) (*ui, error) {
@@ -95,7 +97,7 @@ func newUI(s *Server, o *LoginOptions) (*ui, error) {
 	if o.Title == "" {
 		o.Title = "Container registry"
 	}
-	u := &ui{LoginOptions: o, s: s, pages: pages, secure: strings.HasPrefix(s.realm, "https://"), origin: normalOrigin(s.realm)}
+	u := &ui{LoginOptions: o, s: s, pages: pages, lifetimes: lifetimeChoices(o.Passwords), secure: strings.HasPrefix(s.realm, "https://"), origin: normalOrigin(s.realm)}
 	// Logout posts a form that redirects to the provider; Chrome applies
 	// form-action to that redirect, so the provider must be allowed.
 	u.csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https: http:"
@@ -163,19 +165,15 @@ func (u *ui) securityHeaders(w http.ResponseWriter) {
 }
 
 func (u *ui) logError(r *http.Request, e *httpError) {
-	level := "warn"
+	level, msg := slog.LevelWarn, "request refused"
 	if e.status >= 500 {
-		level = "error"
+		level, msg = slog.LevelError, "request failed"
 	}
 	args := []any{"request_id", requestID(r.Context()), "path", r.URL.Path, "status", e.status, "public", e.public}
 	if e.cause != nil {
 		args = append(args, "err", e.cause.Error())
 	}
-	if level == "error" {
-		u.s.log.ErrorContext(r.Context(), "request failed", args...)
-	} else {
-		u.s.log.WarnContext(r.Context(), "request refused", args...)
-	}
+	u.s.log.Log(r.Context(), level, msg, args...)
 }
 
 // session loads the signed-in user's session, checks CSRF on every
@@ -271,7 +269,7 @@ func (u *ui) setCookie(w http.ResponseWriter, name, value string, maxAge time.Du
 }
 
 func (u *ui) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: u.cookieName(name), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: u.secure, SameSite: http.SameSiteLaxMode})
+	u.setCookie(w, name, "", -time.Second) // MaxAge < 0: delete now
 }
 
 // handleLogin starts a login: a fresh state, nonce and PKCE verifier,

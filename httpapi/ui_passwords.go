@@ -23,18 +23,20 @@ type lifetimeChoice struct {
 	Default      bool
 }
 
-func (u *ui) lifetimeChoices() []lifetimeChoice {
+// lifetimeChoices lists the menu's options allowed by the passwords
+// configuration; newUI computes them once.
+func lifetimeChoices(cfg passwords.Config) []lifetimeChoice {
 	var out []lifetimeChoice
 	for _, c := range []struct {
 		d     time.Duration
 		label string
 	}{{24 * time.Hour, "1 day"}, {7 * 24 * time.Hour, "7 days"}, {30 * 24 * time.Hour, "30 days"}, {90 * 24 * time.Hour, "90 days"}, {365 * 24 * time.Hour, "1 year"}} {
-		if c.d <= u.Passwords.MaxLifetime {
-			out = append(out, lifetimeChoice{Value: c.d.String(), Label: c.label, Default: c.d == u.Passwords.DefaultLifetime})
+		if c.d <= cfg.MaxLifetime {
+			out = append(out, lifetimeChoice{Value: c.d.String(), Label: c.label, Default: c.d == cfg.DefaultLifetime})
 		}
 	}
 	if !slices.ContainsFunc(out, func(c lifetimeChoice) bool { return c.Default }) {
-		out = append(out, lifetimeChoice{Value: u.Passwords.DefaultLifetime.String(), Label: u.Passwords.DefaultLifetime.String() + " (default)", Default: true})
+		out = append(out, lifetimeChoice{Value: cfg.DefaultLifetime.String(), Label: cfg.DefaultLifetime.String() + " (default)", Default: true})
 	}
 	return out
 }
@@ -75,7 +77,7 @@ func (u *ui) handleIndex(w http.ResponseWriter, r *http.Request) *httpError {
 	allow := u.s.policy().Summary(groups.Subject{Username: sess.Username, Groups: gs})
 	return u.render(w, http.StatusOK, "index.html", map[string]any{
 		"Title": u.Title, "Session": sess, "CSRF": sess.CSRF, "Groups": gs, "Registry": u.Registry,
-		"Allowances": allow, "Passwords": list, "Lifetimes": u.lifetimeChoices(), "CanRevalidate": canRevalidate,
+		"Allowances": allow, "Passwords": list, "Lifetimes": u.lifetimes, "CanRevalidate": canRevalidate,
 	})
 }
 
@@ -303,14 +305,9 @@ func (u *ui) renderError(w http.ResponseWriter, e *httpError) {
 	if e.code == "login_expired" || e.code == "login_failed" {
 		next, label = "/login", "Log in again"
 	}
-	var b strings.Builder
-	if err := u.pages.ExecuteTemplate(&b, "error.html", map[string]any{
+	if herr := u.render(w, e.status, "error.html", map[string]any{
 		"Title": u.Title, "Heading": heading, "Message": e.public, "Next": next, "NextLabel": label,
-	}); err != nil {
+	}); herr != nil {
 		http.Error(w, e.public, e.status)
-		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(e.status)
-	_, _ = io.WriteString(w, b.String())
 }
