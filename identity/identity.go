@@ -90,20 +90,13 @@ func (r *Revalidator) Groups(ctx context.Context, p store.Password) ([]string, e
 	if p.CreatedBy == store.CreatedByCLI {
 		return p.Groups, nil
 	}
-	u, err := r.o.Users.GetUser(ctx, p.Username)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("%w: no user record for %s", ErrSuspended, p.Username)
-	case err != nil:
-		return nil, fmt.Errorf("identity: get user %s: %w", p.Username, err)
-	case u.Subject != p.Subject:
-		return nil, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, p.Username)
-	case u.Suspended != "":
-		return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
+	u, err := owner(ctx, r.o.Users, p.Username, p.Subject)
+	if err != nil {
+		return nil, err
 	}
 	now := r.o.Now()
 	switch {
-	case len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every:
+	case r.fresh(u, now):
 		return u.Groups, nil
 	case now.Before(u.NextAttemptAt):
 		return r.lastKnown(u, now) // the provider failed recently: no retry yet
@@ -117,6 +110,29 @@ func (r *Revalidator) Groups(ctx context.Context, p store.Password) ([]string, e
 		return nil, err
 	}
 	return v.([]string), nil
+}
+
+// owner reads the user record of username and checks that it still
+// belongs to subject and is not suspended.
+func owner(ctx context.Context, users Users, username, subject string) (store.User, error) {
+	u, err := users.GetUser(ctx, username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return u, fmt.Errorf("%w: no user record for %s", ErrSuspended, username)
+	case err != nil:
+		return u, fmt.Errorf("identity: get user %s: %w", username, err)
+	case u.Subject != subject:
+		return u, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, username)
+	case u.Suspended != "":
+		return u, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
+	}
+	return u, nil
+}
+
+// fresh reports whether u's groups need no revalidation at now: they were
+// confirmed less than Every ago, or there is no refresh token to do it.
+func (r *Revalidator) fresh(u store.User, now time.Time) bool {
+	return len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every
 }
 
 // lastKnown returns the groups last confirmed by the provider while they
@@ -160,17 +176,12 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 		}
 		// Another replica (or a login) holds the lock: its result reaches
 		// us through the store.
-		u, err := r.o.Store.GetUser(ctx, cached.Username)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("identity: get user %s: %w", cached.Username, err)
-		case u.Subject != cached.Subject:
-			return nil, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, u.Username)
-		case u.Suspended != "":
-			return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
+		u, err := owner(ctx, r.o.Store, cached.Username, cached.Subject)
+		if err != nil {
+			return nil, err
 		}
 		now := r.o.Now()
-		if len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every {
+		if r.fresh(u, now) {
 			return u.Groups, nil
 		}
 		if !u.UnreachableSince.IsZero() || !time.Now().Before(giveUp) {
@@ -185,17 +196,13 @@ func (r *Revalidator) refresh(ctx context.Context, cached store.User) ([]string,
 
 // refreshLocked runs one revalidation; the caller holds the user's lock.
 func (r *Revalidator) refreshLocked(ctx context.Context, cached store.User) ([]string, error) {
-	u, err := r.o.Store.GetUser(ctx, cached.Username)
+	u, err := owner(ctx, r.o.Store, cached.Username, cached.Subject)
 	if err != nil {
-		return nil, fmt.Errorf("identity: get user %s: %w", cached.Username, err)
+		return nil, err
 	}
 	now := r.o.Now()
 	switch {
-	case u.Subject != cached.Subject:
-		return nil, fmt.Errorf("%w: username %s now belongs to another account", ErrSuspended, u.Username)
-	case u.Suspended != "":
-		return nil, fmt.Errorf("%w: %s", ErrSuspended, u.Suspended)
-	case len(u.RefreshToken) == 0 || now.Sub(u.RevalidatedAt) < r.o.Every:
+	case r.fresh(u, now):
 		return u.Groups, nil // another replica refreshed it meanwhile
 	case now.Before(u.NextAttemptAt):
 		return r.lastKnown(u, now) // another replica failed a moment ago
