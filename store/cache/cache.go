@@ -71,23 +71,116 @@ type Cache struct {
 
 // shard is one lock's worth of the cache.
 type shard struct {
-	mu      sync.RWMutex
-	entries map[string]entry[store.Password] // by password id
-	// gen counts invalidations of entries; a fetch that saw another gen
-	// before it started must not fill the cache, since its result may
-	// predate the invalidation.
-	gen   uint64
-	users map[string]entry[store.User] // by username
-	// userGen is gen for users.
-	userGen uint64
+	mu    sync.RWMutex
+	pw    table[store.Password] // by password id
+	users table[store.User]     // by username
 	// touches holds the latest pending TouchPassword time per id.
 	touches map[string]time.Time
+}
+
+// table is one kind of cached record in a shard. Its methods must be
+// called with the shard's lock held: get with at least the read lock, the
+// others with the write lock.
+type table[R any] struct {
+	m map[string]entry[R]
+	// gen counts invalidations (drop, dropIf, clear). A fetch that saw
+	// another gen before it started must not fill the table, since its
+	// result may predate the invalidation.
+	gen uint64
 }
 
 // entry is a cached record.
 type entry[R any] struct {
 	rec   R
 	until time.Time // min(fetch time + TTL, the record's ExpiresAt)
+}
+
+// get returns key's record if it is cached and now is before its until,
+// and in any case the table's generation, to hand to put after a fetch.
+func (t *table[R]) get(key string, now time.Time) (rec R, gen uint64, ok bool) {
+	e, ok := t.m[key]
+	if ok && now.Before(e.until) {
+		return e.rec, t.gen, true
+	}
+	return rec, t.gen, false
+}
+
+// put caches rec under key until until, unless the table has been
+// invalidated since get returned gen. A new key in a table of maxEntries
+// first evicts another entry.
+func (t *table[R]) put(key string, gen uint64, rec R, until, now time.Time, maxEntries int) {
+	if t.gen != gen {
+		return
+	}
+	if t.m == nil {
+		t.m = make(map[string]entry[R])
+	}
+	if _, present := t.m[key]; !present && len(t.m) >= maxEntries {
+		t.evict(now)
+	}
+	t.m[key] = entry[R]{rec: rec, until: until}
+}
+
+// update applies f to key's cached record, if there is one, keeping its
+// until. It is not an invalidation.
+func (t *table[R]) update(key string, f func(*R)) {
+	if e, ok := t.m[key]; ok {
+		f(&e.rec)
+		t.m[key] = e
+	}
+}
+
+// drop removes key's record and invalidates fetches in flight.
+func (t *table[R]) drop(key string) {
+	delete(t.m, key)
+	t.gen++
+}
+
+// dropIf removes every record for which match is true and invalidates
+// fetches in flight.
+func (t *table[R]) dropIf(match func(R) bool) {
+	for key, e := range t.m {
+		if match(e.rec) {
+			delete(t.m, key)
+		}
+	}
+	t.gen++
+}
+
+// clear removes every record and invalidates fetches in flight.
+func (t *table[R]) clear() {
+	clear(t.m)
+	t.gen++
+}
+
+// evict makes room for one entry: it drops an expired one among the first
+// few it sees, or else the first it sees (Go's map order is randomised).
+func (t *table[R]) evict(now time.Time) {
+	var victim string
+	seen := 0
+	for key, e := range t.m {
+		if !now.Before(e.until) {
+			victim = key
+			break
+		}
+		if seen == 0 {
+			victim = key
+		}
+		if seen++; seen == evictProbe {
+			break
+		}
+	}
+	delete(t.m, victim)
+}
+
+// keepUntil is when a record fetched at now stops being served from the
+// cache: min(now + ttl, expires).
+func keepUntil(now time.Time, ttl time.Duration, expires time.Time) time.Time {
+	until := now.Add(ttl)
+	if expires.Before(until) {
+		return expires
+	}
+	return until
 }
 
 // New returns a Cache in front of next. Call Start to follow next's
@@ -121,8 +214,6 @@ func New(next store.Store, opts Options) *Cache {
 	}
 	c.maxPerShard = max(1, (maxEntries+numShards-1)/numShards)
 	for i := range c.shards {
-		c.shards[i].entries = make(map[string]entry[store.Password])
-		c.shards[i].users = make(map[string]entry[store.User])
 		c.shards[i].touches = make(map[string]time.Time)
 	}
 	return c
@@ -160,8 +251,7 @@ func (c *Cache) handle(e store.Event) {
 		c.invalidateUser(e.ID)
 	case store.Reset:
 		c.log.Info("cache: dropping every cached password and user", "reason", "store reset")
-		c.invalidateAll(func(store.Password) bool { return true })
-		c.invalidateUsers()
+		c.reset()
 	}
 }
 
@@ -173,11 +263,10 @@ func (c *Cache) GetPassword(ctx context.Context, id string) (store.Password, err
 	sh := c.shard(id)
 	now := c.now()
 	sh.mu.RLock()
-	e, ok := sh.entries[id]
-	gen := sh.gen
+	p, gen, ok := sh.pw.get(id, now)
 	sh.mu.RUnlock()
-	if ok && now.Before(e.until) {
-		return e.rec, nil
+	if ok {
+		return p, nil
 	}
 
 	p, err := c.next.GetPassword(ctx, id)
@@ -187,44 +276,15 @@ func (c *Cache) GetPassword(ctx context.Context, id string) (store.Password, err
 	p.Groups = slices.Clip(p.Groups)
 	p.Digest = slices.Clip(p.Digest)
 	p.RefreshDigest = slices.Clip(p.RefreshDigest)
-	until := now.Add(c.ttl)
-	if p.ExpiresAt.Before(until) {
-		until = p.ExpiresAt
-	}
 
 	sh.mu.Lock()
-	if sh.gen == gen {
-		if t, ok := sh.touches[id]; ok && t.After(p.LastUsedAt) {
-			p.LastUsedAt = t
-		}
-		if _, present := sh.entries[id]; !present && len(sh.entries) >= c.maxPerShard {
-			evict(sh.entries, now)
-		}
-		sh.entries[id] = entry[store.Password]{rec: p, until: until}
+	// A touch not yet flushed is newer than what the next store has.
+	if t, ok := sh.touches[id]; ok && t.After(p.LastUsedAt) {
+		p.LastUsedAt = t
 	}
+	sh.pw.put(id, gen, p, keepUntil(now, c.ttl, p.ExpiresAt), now, c.maxPerShard)
 	sh.mu.Unlock()
 	return p, nil
-}
-
-// evict makes room for one entry in a shard's map, whose lock the caller
-// holds: it drops an expired one among the first few it sees, or else the
-// first it sees (Go's map order is randomised).
-func evict[R any](entries map[string]entry[R], now time.Time) {
-	var victim string
-	seen := 0
-	for id, e := range entries {
-		if !now.Before(e.until) {
-			victim = id
-			break
-		}
-		if seen == 0 {
-			victim = id
-		}
-		if seen++; seen == evictProbe {
-			break
-		}
-	}
-	delete(entries, victim)
 }
 
 // TouchPassword records that id was used at t and returns at once; the
@@ -236,10 +296,11 @@ func (c *Cache) TouchPassword(_ context.Context, id string, t time.Time) error {
 	if cur, ok := sh.touches[id]; !ok || t.After(cur) {
 		sh.touches[id] = t
 	}
-	if e, ok := sh.entries[id]; ok && t.After(e.rec.LastUsedAt) {
-		e.rec.LastUsedAt = t
-		sh.entries[id] = e
-	}
+	sh.pw.update(id, func(p *store.Password) {
+		if t.After(p.LastUsedAt) {
+			p.LastUsedAt = t
+		}
+	})
 	sh.mu.Unlock()
 	return nil
 }
@@ -278,11 +339,10 @@ func (c *Cache) GetUser(ctx context.Context, username string) (store.User, error
 	sh := c.shard(username)
 	now := c.now()
 	sh.mu.RLock()
-	e, ok := sh.users[username]
-	gen := sh.userGen
+	u, gen, ok := sh.users.get(username, now)
 	sh.mu.RUnlock()
-	if ok && now.Before(e.until) {
-		return e.rec, nil
+	if ok {
+		return u, nil
 	}
 
 	u, err := c.next.GetUser(ctx, username)
@@ -291,18 +351,9 @@ func (c *Cache) GetUser(ctx context.Context, username string) (store.User, error
 	}
 	u.Groups = slices.Clip(u.Groups)
 	u.RefreshToken = slices.Clip(u.RefreshToken)
-	until := now.Add(c.ttl)
-	if u.ExpiresAt.Before(until) {
-		until = u.ExpiresAt
-	}
 
 	sh.mu.Lock()
-	if sh.userGen == gen {
-		if _, present := sh.users[username]; !present && len(sh.users) >= c.maxPerShard {
-			evict(sh.users, now)
-		}
-		sh.users[username] = entry[store.User]{rec: u, until: until}
-	}
+	sh.users.put(username, gen, u, keepUntil(now, c.ttl, u.ExpiresAt), now, c.maxPerShard)
 	sh.mu.Unlock()
 	return u, nil
 }
@@ -429,44 +480,40 @@ func (c *Cache) shard(id string) *shard {
 	return &c.shards[maphash.String(c.seed, id)%numShards]
 }
 
+// invalidate drops the cached password id.
 func (c *Cache) invalidate(id string) {
 	sh := c.shard(id)
 	sh.mu.Lock()
-	delete(sh.entries, id)
-	sh.gen++
+	sh.pw.drop(id)
 	sh.mu.Unlock()
 }
 
+// invalidateUser drops the cached user username.
 func (c *Cache) invalidateUser(username string) {
 	sh := c.shard(username)
 	sh.mu.Lock()
-	delete(sh.users, username)
-	sh.userGen++
+	sh.users.drop(username)
 	sh.mu.Unlock()
 }
 
-// invalidateUsers drops every cached user.
-func (c *Cache) invalidateUsers() {
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		clear(sh.users)
-		sh.userGen++
-		sh.mu.Unlock()
-	}
-}
-
-// invalidateAll drops every password entry for which match is true.
+// invalidateAll drops every cached password for which match is true.
 func (c *Cache) invalidateAll(match func(store.Password) bool) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		for id, e := range sh.entries {
-			if match(e.rec) {
-				delete(sh.entries, id)
-			}
-		}
-		sh.gen++
+		sh.pw.dropIf(match)
+		sh.mu.Unlock()
+	}
+}
+
+// reset drops every cached password and user. Pending touches stay: they
+// are writes, not cached reads.
+func (c *Cache) reset() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		sh.pw.clear()
+		sh.users.clear()
 		sh.mu.Unlock()
 	}
 }

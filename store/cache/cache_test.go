@@ -380,7 +380,7 @@ func TestMaxEntries(t *testing.T) {
 	}
 	total := 0
 	for i := range f.cache.shards {
-		n := len(f.cache.shards[i].entries)
+		n := len(f.cache.shards[i].pw.m)
 		if n > 2 {
 			t.Errorf("shard %d holds %d entries, bound 2", i, n)
 		}

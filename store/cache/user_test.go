@@ -201,7 +201,7 @@ func TestMaxUserEntries(t *testing.T) {
 	}
 	total := 0
 	for i := range f.cache.shards {
-		n := len(f.cache.shards[i].users)
+		n := len(f.cache.shards[i].users.m)
 		if n > 2 {
 			t.Errorf("shard %d holds %d users, bound 2", i, n)
 		}

@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -20,7 +19,7 @@ type lock struct {
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(_ context.Context, sess store.Session) error {
 	now := s.now()
-	if err := errors.Join(required("id", sess.ID), checkExpiry(sess.ExpiresAt, now)); err != nil {
+	if err := sess.Validate(now); err != nil {
 		return fmt.Errorf("memory store: create session: %w", err)
 	}
 	s.mu.Lock()
@@ -85,7 +84,7 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 // PutLoginState implements store.Store.
 func (s *Store) PutLoginState(_ context.Context, st store.LoginState) error {
 	now := s.now()
-	if err := errors.Join(required("state", st.State), checkExpiry(st.ExpiresAt, now)); err != nil {
+	if err := st.Validate(now); err != nil {
 		return fmt.Errorf("memory store: put login state: %w", err)
 	}
 	s.mu.Lock()
@@ -135,7 +134,7 @@ func (s *Store) GetUser(_ context.Context, username string) (store.User, error) 
 // PutUser implements store.Store.
 func (s *Store) PutUser(_ context.Context, u store.User) error {
 	now := s.now()
-	if err := errors.Join(required("username", u.Username), checkExpiry(u.ExpiresAt, now)); err != nil {
+	if err := u.Validate(now); err != nil {
 		return fmt.Errorf("memory store: put user %s: %w", u.Username, err)
 	}
 	s.mu.Lock()
@@ -187,14 +186,6 @@ func (s *Store) TryLock(_ context.Context, name string, ttl time.Duration) (unlo
 			delete(s.locks, name)
 		}
 	}), true, nil
-}
-
-// required fails when a record's key field is empty.
-func required(field, value string) error {
-	if value == "" {
-		return fmt.Errorf("empty %s", field)
-	}
-	return nil
 }
 
 // cloneSession copies sess's slices, so that callers cannot change stored

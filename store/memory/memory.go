@@ -1,7 +1,6 @@
 package memory
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +55,7 @@ var errClosed = errors.New("memory store: closed")
 // CreatePassword implements store.Store.
 func (s *Store) CreatePassword(_ context.Context, p store.Password) error {
 	now := s.now()
-	if err := validate(p, now); err != nil {
+	if err := p.Validate(now); err != nil {
 		return fmt.Errorf("memory store: create password %s: %w", p.ID, err)
 	}
 	s.mu.Lock()
@@ -66,7 +65,7 @@ func (s *Store) CreatePassword(_ context.Context, p store.Password) error {
 	}
 	s.sweepLocked(now)
 	if old, ok := s.passwords[p.ID]; ok {
-		if live(old, now) {
+		if old.Live(now) {
 			return fmt.Errorf("memory store: create password %s: %w", p.ID, store.ErrAlreadyExists)
 		}
 		s.removeLocked(old)
@@ -90,7 +89,7 @@ func (s *Store) GetPassword(_ context.Context, id string) (store.Password, error
 		return store.Password{}, errClosed
 	}
 	p, ok := s.passwords[id]
-	if !ok || !live(p, now) {
+	if !ok || !p.Live(now) {
 		return store.Password{}, fmt.Errorf("memory store: get password %s: %w", id, store.ErrNotFound)
 	}
 	return clone(p), nil
@@ -106,7 +105,7 @@ func (s *Store) ListPasswords(_ context.Context, username string) ([]store.Passw
 	}
 	var out []store.Password
 	add := func(p store.Password) {
-		if live(p, now) {
+		if p.Live(now) {
 			out = append(out, clone(p))
 		}
 	}
@@ -119,7 +118,7 @@ func (s *Store) ListPasswords(_ context.Context, username string) ([]store.Passw
 			add(s.passwords[id])
 		}
 	}
-	slices.SortFunc(out, byAge)
+	slices.SortFunc(out, store.ByAge)
 	return out, nil
 }
 
@@ -132,7 +131,7 @@ func (s *Store) TouchPassword(_ context.Context, id string, t time.Time) error {
 		return errClosed
 	}
 	p, ok := s.passwords[id]
-	if !ok || !live(p, now) || !t.After(p.LastUsedAt) {
+	if !ok || !p.Live(now) || !t.After(p.LastUsedAt) {
 		return nil
 	}
 	p.LastUsedAt = t
@@ -154,7 +153,7 @@ func (s *Store) DeletePassword(_ context.Context, id string) error {
 		s.publishLocked(store.Event{Kind: store.PasswordChanged, ID: id})
 	}
 	s.mu.Unlock()
-	if !ok || !live(p, now) {
+	if !ok || !p.Live(now) {
 		return fmt.Errorf("memory store: delete password %s: %w", id, store.ErrNotFound)
 	}
 	return nil
@@ -172,7 +171,7 @@ func (s *Store) DeleteUserPasswords(_ context.Context, username string) (int, er
 	n := 0
 	for id := range s.byUser[username] {
 		p := s.passwords[id]
-		if live(p, now) {
+		if p.Live(now) {
 			n++
 		}
 		s.removeLocked(p)
@@ -257,7 +256,7 @@ func (s *Store) sweepLocked(now time.Time) {
 	}
 	s.lastSweep = now
 	for _, p := range s.passwords {
-		if !live(p, now) {
+		if !p.Live(now) {
 			s.removeLocked(p)
 		}
 	}
@@ -300,33 +299,6 @@ func (w *watcher) take() []store.Event {
 	events := w.pending
 	w.pending = nil
 	return events
-}
-
-func validate(p store.Password, now time.Time) error {
-	var errs []error
-	if p.ID == "" {
-		errs = append(errs, errors.New("empty id"))
-	}
-	if p.Username == "" {
-		errs = append(errs, errors.New("empty username"))
-	}
-	errs = append(errs, checkExpiry(p.ExpiresAt, now))
-	return errors.Join(errs...)
-}
-
-// checkExpiry requires a record's expiry to be in the future.
-func checkExpiry(expires, now time.Time) error {
-	if expires.After(now) {
-		return nil
-	}
-	return fmt.Errorf("expiry %s is not after now (%s)",
-		expires.Format(time.RFC3339), now.Format(time.RFC3339))
-}
-
-func live(p store.Password, now time.Time) bool { return now.Before(p.ExpiresAt) }
-
-func byAge(a, b store.Password) int {
-	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 }
 
 // clone copies p's slices, so that callers cannot change stored records.

@@ -70,7 +70,7 @@ return 0
 // hash; a record expired by the Store's clock may be replaced.
 func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 	now := s.now()
-	if err := errors.Join(required("id", sess.ID), checkExpiry(sess.ExpiresAt, now)); err != nil {
+	if err := sess.Validate(now); err != nil {
 		return fmt.Errorf("redis store: create session: %w", err)
 	}
 	val, err := json.Marshal(sess)
@@ -158,7 +158,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 
 // PutLoginState implements store.Store: SET NX with an absolute expiry.
 func (s *Store) PutLoginState(ctx context.Context, st store.LoginState) error {
-	if err := errors.Join(required("state", st.State), checkExpiry(st.ExpiresAt, s.now())); err != nil {
+	if err := st.Validate(s.now()); err != nil {
 		return fmt.Errorf("redis store: put login state: %w", err)
 	}
 	val, err := json.Marshal(st)
@@ -220,7 +220,7 @@ func (s *Store) GetUser(ctx context.Context, username string) (store.User, error
 // PUBLISH. They are two round trips so that the event never overtakes the
 // write (on Cluster a pipeline's commands may go to different nodes).
 func (s *Store) PutUser(ctx context.Context, u store.User) error {
-	if err := errors.Join(required("username", u.Username), checkExpiry(u.ExpiresAt, s.now())); err != nil {
+	if err := u.Validate(s.now()); err != nil {
 		return fmt.Errorf("redis store: put user %s: %w", u.Username, err)
 	}
 	val, err := json.Marshal(u)
@@ -273,21 +273,4 @@ func (s *Store) TryLock(ctx context.Context, name string, ttl time.Duration) (un
 			s.log.WarnContext(ctx, "redis store: unlock; the lock lapses at its ttl", "lock", name, "error", err)
 		}
 	}), true, nil
-}
-
-// required fails when a record's key field is empty.
-func required(field, value string) error {
-	if value == "" {
-		return fmt.Errorf("empty %s", field)
-	}
-	return nil
-}
-
-// checkExpiry requires a record's expiry to be in the future.
-func checkExpiry(expires, now time.Time) error {
-	if expires.After(now) {
-		return nil
-	}
-	return fmt.Errorf("expiry %s is not after now (%s)",
-		expires.Format(time.RFC3339), now.Format(time.RFC3339))
 }

@@ -115,7 +115,7 @@ return 0
 // deletes the record again, so no password exists that its owner cannot
 // list or revoke.
 func (s *Store) CreatePassword(ctx context.Context, p store.Password) error {
-	if err := validate(p, s.now()); err != nil {
+	if err := p.Validate(s.now()); err != nil {
 		return fmt.Errorf("redis store: create password %s: %w", p.ID, err)
 	}
 	val, err := encode(p)
@@ -154,7 +154,7 @@ func (s *Store) GetPassword(ctx context.Context, id string) (store.Password, err
 	if err != nil {
 		return store.Password{}, fmt.Errorf("redis store: get password %s: %w", id, err)
 	}
-	if !live(p, s.now()) {
+	if !p.Live(s.now()) {
 		return store.Password{}, fmt.Errorf("redis store: get password %s: %w", id, store.ErrNotFound)
 	}
 	p.ID = id
@@ -177,7 +177,7 @@ func (s *Store) ListPasswords(ctx context.Context, username string) ([]store.Pas
 	if err != nil {
 		return nil, fmt.Errorf("redis store: list passwords: %w", err)
 	}
-	slices.SortFunc(out, byAge)
+	slices.SortFunc(out, store.ByAge)
 	return out, nil
 }
 
@@ -212,7 +212,7 @@ func (s *Store) listUser(ctx context.Context, username string) ([]store.Password
 			dangling = append(dangling, ids[i])
 			continue
 		}
-		if live(p, now) {
+		if p.Live(now) {
 			out = append(out, p)
 		}
 	}
@@ -270,7 +270,7 @@ func (s *Store) scanNode(ctx context.Context, node goredis.UniversalClient) ([]s
 			}
 			for i, get := range gets {
 				p, ok := s.decodeReply(ctx, s.keys.idFromPasswordKey(keys[i]), get)
-				if ok && live(p, now) {
+				if ok && p.Live(now) {
 					out = append(out, p)
 				}
 			}
@@ -342,7 +342,7 @@ func (s *Store) DeletePassword(ctx context.Context, id string) error {
 		s.log.ErrorContext(ctx, "redis store: deleted an unreadable record", "password_id", id, "error", decodeErr)
 		return nil
 	}
-	if !live(p, s.now()) {
+	if !p.Live(s.now()) {
 		return fmt.Errorf("redis store: delete password %s: %w", id, store.ErrNotFound)
 	}
 	return nil
@@ -375,7 +375,7 @@ func (s *Store) DeleteUserPasswords(ctx context.Context, username string) (int, 
 	members := make([]any, len(ids))
 	for i, id := range ids {
 		members[i] = id
-		if p, ok := s.decodeReply(ctx, id, dels[i]); ok && live(p, now) {
+		if p, ok := s.decodeReply(ctx, id, dels[i]); ok && p.Live(now) {
 			n++
 		}
 	}
@@ -506,24 +506,6 @@ func (s *Store) Close() error {
 		return fmt.Errorf("redis store: close: %w", err)
 	}
 	return nil
-}
-
-func validate(p store.Password, now time.Time) error {
-	var errs []error
-	if p.ID == "" {
-		errs = append(errs, errors.New("empty id"))
-	}
-	if p.Username == "" {
-		errs = append(errs, errors.New("empty username"))
-	}
-	errs = append(errs, checkExpiry(p.ExpiresAt, now))
-	return errors.Join(errs...)
-}
-
-func live(p store.Password, now time.Time) bool { return now.Before(p.ExpiresAt) }
-
-func byAge(a, b store.Password) int {
-	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 }
 
 // globEscape quotes the characters SCAN MATCH treats specially.

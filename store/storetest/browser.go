@@ -1,12 +1,10 @@
 package storetest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -47,8 +45,8 @@ func (s suite) loginState() store.LoginState {
 	}
 }
 
-// user returns a realistic user record, revalidated a minute ago and
-// expiring in a day.
+// user returns a realistic user record, revalidated a minute ago, not to
+// be revalidated again for five minutes, and expiring in a day.
 func (s suite) user(name string) store.User {
 	now := s.clock.Now()
 	return store.User{
@@ -58,47 +56,9 @@ func (s suite) user(name string) store.User {
 		Groups:        []string{"registry-admins", "team-a", "ünïcode-grøup"},
 		RefreshToken:  []byte{0x00, 0x01, 0xfe, 0xff, '"', '\\', 0x7f},
 		RevalidatedAt: now.Add(-time.Minute),
+		NextAttemptAt: now.Add(5 * time.Minute),
 		ExpiresAt:     now.Add(24 * time.Hour),
 	}
-}
-
-func diffSession(want, got store.Session) string {
-	var d differ
-	d.field("ID", want.ID == got.ID, want.ID, got.ID)
-	d.field("Subject", want.Subject == got.Subject, want.Subject, got.Subject)
-	d.field("Username", want.Username == got.Username, want.Username, got.Username)
-	d.field("Email", want.Email == got.Email, want.Email, got.Email)
-	d.field("Groups", slices.Equal(want.Groups, got.Groups), want.Groups, got.Groups)
-	d.field("CSRF", want.CSRF == got.CSRF, want.CSRF, got.CSRF)
-	d.field("IDToken", want.IDToken == got.IDToken, want.IDToken, got.IDToken)
-	d.field("CreatedAt", want.CreatedAt.Equal(got.CreatedAt), want.CreatedAt, got.CreatedAt)
-	d.field("LastSeenAt", want.LastSeenAt.Equal(got.LastSeenAt), want.LastSeenAt, got.LastSeenAt)
-	d.field("ExpiresAt", want.ExpiresAt.Equal(got.ExpiresAt), want.ExpiresAt, got.ExpiresAt)
-	return d.String()
-}
-
-func diffLoginState(want, got store.LoginState) string {
-	var d differ
-	d.field("State", want.State == got.State, want.State, got.State)
-	d.field("Nonce", want.Nonce == got.Nonce, want.Nonce, got.Nonce)
-	d.field("Verifier", want.Verifier == got.Verifier, want.Verifier, got.Verifier)
-	d.field("Binding", want.Binding == got.Binding, want.Binding, got.Binding)
-	d.field("ExpiresAt", want.ExpiresAt.Equal(got.ExpiresAt), want.ExpiresAt, got.ExpiresAt)
-	return d.String()
-}
-
-func diffUser(want, got store.User) string {
-	var d differ
-	d.field("Username", want.Username == got.Username, want.Username, got.Username)
-	d.field("Subject", want.Subject == got.Subject, want.Subject, got.Subject)
-	d.field("Email", want.Email == got.Email, want.Email, got.Email)
-	d.field("Groups", slices.Equal(want.Groups, got.Groups), want.Groups, got.Groups)
-	d.field("RefreshToken", bytes.Equal(want.RefreshToken, got.RefreshToken), want.RefreshToken, got.RefreshToken)
-	d.field("RevalidatedAt", want.RevalidatedAt.Equal(got.RevalidatedAt), want.RevalidatedAt, got.RevalidatedAt)
-	d.field("UnreachableSince", want.UnreachableSince.Equal(got.UnreachableSince), want.UnreachableSince, got.UnreachableSince)
-	d.field("Suspended", want.Suspended == got.Suspended, want.Suspended, got.Suspended)
-	d.field("ExpiresAt", want.ExpiresAt.Equal(got.ExpiresAt), want.ExpiresAt, got.ExpiresAt)
-	return d.String()
 }
 
 func mustCreateSession(t *testing.T, st store.Store, sess store.Session) {
@@ -114,7 +74,7 @@ func mustGetSession(t *testing.T, st store.Store, want store.Session) {
 	if err != nil {
 		t.Fatalf("GetSession: %v", err)
 	}
-	if d := diffSession(want, got); d != "" {
+	if d := diffRecords(want, got); d != "" {
 		t.Fatalf("GetSession differs from what was stored:\n%s", d)
 	}
 }
@@ -139,7 +99,7 @@ func mustGetUser(t *testing.T, st store.Store, want store.User) {
 	if err != nil {
 		t.Fatalf("GetUser(%s): %v", want.Username, err)
 	}
-	if d := diffUser(want, got); d != "" {
+	if d := diffRecords(want, got); d != "" {
 		t.Fatalf("GetUser(%s) differs from what was stored:\n%s", want.Username, d)
 	}
 }
@@ -349,7 +309,7 @@ func testLoginStateSingleUse(t *testing.T, s suite) {
 	if err != nil {
 		t.Fatalf("TakeLoginState: %v", err)
 	}
-	if d := diffLoginState(st, got); d != "" {
+	if d := diffRecords(st, got); d != "" {
 		t.Fatalf("TakeLoginState differs from what was stored:\n%s", d)
 	}
 	for _, h := range []store.Store{s.a, s.b} {
@@ -408,7 +368,7 @@ func testLoginStateExpiry(t *testing.T, s suite) {
 	if err != nil {
 		t.Fatalf("TakeLoginState(live) = %v", err)
 	}
-	if d := diffLoginState(live, got); d != "" {
+	if d := diffRecords(live, got); d != "" {
 		t.Fatalf("TakeLoginState differs from what was stored:\n%s", d)
 	}
 }
@@ -450,7 +410,7 @@ func testLoginStateTakeConcurrent(t *testing.T, s suite) {
 		if len(won) != 1 {
 			t.Fatalf("%d of %d concurrent takes got the state, want exactly 1", len(won), takers)
 		}
-		if d := diffLoginState(st, won[0]); d != "" {
+		if d := diffRecords(st, won[0]); d != "" {
 			t.Fatalf("the winning take differs from what was stored:\n%s", d)
 		}
 	}
@@ -466,6 +426,7 @@ func testUserRoundTrip(t *testing.T, s suite) {
 			u := s.user("alice.example-20chars")
 			u.RevalidatedAt = now.Add(-90 * time.Second).Add(250 * time.Millisecond)
 			u.UnreachableSince = now.Add(-time.Minute)
+			u.NextAttemptAt = now.Add(30 * time.Second).Add(125 * time.Millisecond)
 			u.Suspended = "the identity provider no longer accepts this login – ☃"
 			return u
 		}()},
@@ -706,19 +667,6 @@ func testLockInvalid(t *testing.T, s suite) {
 		t.Fatalf("TryLock = %v, %v; want the lock", ok, err)
 	}
 	unlock()
-}
-
-// UsersChanged returns a condition for EventLog.WaitFor: a UserChanged
-// event has been recorded for every username.
-func UsersChanged(usernames ...string) func([]store.Event) bool {
-	return func(events []store.Event) bool {
-		for _, name := range usernames {
-			if count(events, store.Event{Kind: store.UserChanged, ID: name}) == 0 {
-				return false
-			}
-		}
-		return true
-	}
 }
 
 // count returns how many times e occurs in events.
