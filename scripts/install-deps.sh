@@ -33,12 +33,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   pkill -x docker-registry >/dev/null 2>&1 || true
 fi
 
-# Go tools, pinned, built once into .tools/bin.
+# Go tools, pinned, built once into .tools/bin; a changed pin rebuilds.
 gotool() { # name module@version
-  local name=$1 pkg=$2
-  if [ -x "$bin/$name" ]; then return 0; fi
+  local name=$1 pkg=$2 stamp="$bin/.$1.version"
+  if [ -x "$bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$pkg" ]; then return 0; fi
   echo "install-deps: go install $pkg" >&2
-  GOBIN="$bin" go install "$pkg"
+  GOBIN="$bin" go install "$pkg" && echo "$pkg" > "$stamp"
 }
 gotool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2 &
 p1=$!

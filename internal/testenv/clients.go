@@ -13,9 +13,9 @@ import (
 // Install hints for the client tools.
 const (
 	skopeoHint = "scripts/install-deps.sh (or: apt-get install -y skopeo)"
-	craneHint  = "scripts/install-deps.sh (or: GOBIN=$PWD/.tools/bin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1)"
-	regctlHint = "scripts/install-deps.sh (or: GOBIN=$PWD/.tools/bin go install github.com/regclient/regclient/cmd/regctl@v0.11.5)"
-	orasHint   = "scripts/install-deps.sh (or: GOBIN=$PWD/.tools/bin go install oras.land/oras/cmd/oras@v1.3.6)"
+	craneHint  = "make deps (scripts/install-deps.sh pins its version)"
+	regctlHint = "make deps (scripts/install-deps.sh pins its version)"
+	orasHint   = "make deps (scripts/install-deps.sh pins its version)"
 )
 
 // Client is a registry client command-line tool (skopeo, crane, regctl or

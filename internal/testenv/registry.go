@@ -11,7 +11,7 @@ import (
 
 // Install hints for the registries, shown when a binary is missing.
 const (
-	registryV3Hint = "scripts/install-deps.sh (or: GOBIN=$PWD/.tools/bin go install github.com/distribution/distribution/v3/cmd/registry@v3.1.2)"
+	registryV3Hint = "make deps (scripts/install-deps.sh pins its version)"
 	registry28Hint = "scripts/install-deps.sh (or: apt-get install -y docker-registry)"
 )
 
