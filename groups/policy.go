@@ -1,7 +1,6 @@
 package groups
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/registry-bridge/bridge/scope"
@@ -107,10 +106,11 @@ func (ix *index) entries(f func(*entry)) {
 }
 
 // Compile validates the rules (see Validate) and compiles them into a
-// Policy. The rules are not retained.
+// Policy. The rules are not retained. Its error is Validate's: every
+// problem, each naming its key path, so callers can show it as it is.
 func Compile(rules []Rule) (*Policy, error) {
 	if err := Validate(rules); err != nil {
-		return nil, fmt.Errorf("groups: compile: %w", err)
+		return nil, err
 	}
 	pol := &Policy{
 		anon:     &index{},

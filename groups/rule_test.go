@@ -51,7 +51,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("Validate errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if _, err := Compile(rules); err == nil || !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "groups: compile: access[1]:") {
+	if _, err := Compile(rules); err == nil || !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), "access[1]:") {
 		t.Errorf("Compile error = %v", err)
 	}
 }

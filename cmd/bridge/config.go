@@ -38,6 +38,8 @@ type fileConfig struct {
 	source string
 	// tokenOptions holds the keys validation loaded, for newIssuer.
 	tokenOptions *tokens.Options
+	// policy is the compiled access rules.
+	policy *groups.Policy
 }
 
 type uiConfig struct {
@@ -171,7 +173,12 @@ func (c *fileConfig) validate() error {
 		c.tokenOptions = &opts
 	}
 	add(c.Passwords.Validate("passwords"))
-	add(groups.Validate(c.Access))
+	// Compiling validates the rules; serve and policy explain use the result.
+	if p, err := groups.Compile(c.Access); err != nil {
+		add(err)
+	} else {
+		c.policy = p
+	}
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		add(fmt.Errorf("log.level: %v", err))
 	}

@@ -44,12 +44,8 @@ func cmdPolicyExplain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: invalid configuration:\n%w", *path, err)
 	}
-	policy, err := groups.Compile(cfg.Access)
-	if err != nil {
-		return err
-	}
 	sub := groups.Subject{Username: *user, Groups: splitList(*groupList), ReadOnly: *readOnly, Anonymous: *anonymous}
-	for _, d := range policy.Explain(sub, requested) {
+	for _, d := range cfg.policy.Explain(sub, requested) {
 		writeDecision(stdout, d)
 	}
 	return nil

@@ -65,12 +65,8 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	policy, err := groups.Compile(cfg.Access)
-	if err != nil {
-		return fmt.Errorf("access: %w", err)
-	}
 	var current atomic.Pointer[groups.Policy]
-	current.Store(policy)
+	current.Store(cfg.policy)
 
 	st, err := openStore(cfg, log)
 	if err != nil {
@@ -240,12 +236,7 @@ func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[grou
 		log.Error("config reload failed; keeping the running configuration", "trigger", why, "err", err.Error())
 		return
 	}
-	policy, err := groups.Compile(cfg.Access)
-	if err != nil {
-		log.Error("config reload failed; keeping the running configuration", "trigger", why, "err", err.Error())
-		return
-	}
-	current.Store(policy)
+	current.Store(cfg.policy)
 	var restart []string
 	for name, pair := range map[string][2]any{
 		"listen": {running.Listen, cfg.Listen}, "public_url": {running.PublicURL, cfg.PublicURL},
