@@ -1,9 +1,10 @@
 package tokens
 
 import (
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -102,41 +103,49 @@ func (c *Config) Validate() error {
 // Load validates the section and reads the signing key, certificate and
 // previous keys it names, returning the Options for NewIssuer with Now
 // unset. It reports every problem at once, each with its key path: the
-// section's own (as Validate), then each named file that is missing or
-// does not load.
+// section's own (as Validate), then each named file that cannot be read or
+// parsed, and a certificate that is not for the signing key.
 func (c *Config) Load() (Options, error) {
 	var errs []error
+	bad := func(key string, err error) { errs = append(errs, fmt.Errorf("token.%s: %w", key, err)) }
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	files := []struct{ key, path string }{{"signing_key_file", c.SigningKeyFile}, {"certificate_file", c.CertificateFile}}
-	for i, f := range c.PreviousKeys {
-		files = append(files, struct{ key, path string }{fmt.Sprintf("previous_keys[%d]", i), f})
-	}
-	for _, f := range files {
-		if f.path == "" {
-			continue
-		}
-		if _, err := os.Stat(f.path); err != nil {
-			errs = append(errs, fmt.Errorf("token.%s: %w", f.key, err))
+	var private crypto.Signer
+	if c.SigningKeyFile != "" {
+		var err error
+		if private, err = readPrivateKey(c.SigningKeyFile); err != nil {
+			bad("signing_key_file", err)
 		}
 	}
-	if len(errs) > 0 {
-		return Options{}, errors.Join(errs...)
+	var chain []*x509.Certificate
+	if c.CertificateFile != "" {
+		var err error
+		if chain, err = readCertificates(c.CertificateFile); err != nil {
+			bad("certificate_file", err)
+		}
 	}
 	o := Options{Issuer: c.Issuer, Service: c.Service, Lifetime: c.Lifetime}
-	key, err := LoadSigningKey(c.SigningKeyFile, c.CertificateFile, c.KeyIDFormat)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("token.signing_key_file: %w", err))
-	}
-	o.Key = key
 	for i, f := range c.PreviousKeys {
+		if f == "" {
+			continue // Validate reported it
+		}
 		pub, kid, err := LoadVerificationKey(f, c.KeyIDFormat)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("token.previous_keys[%d]: %w", i, err))
+			bad(fmt.Sprintf("previous_keys[%d]", i), err)
 			continue
 		}
 		o.Previous = append(o.Previous, VerificationKey{Public: pub, KeyID: kid})
+	}
+	if private != nil && len(errs) == 0 {
+		key, err := newKey(private, chain, c.KeyIDFormat)
+		switch {
+		case errors.Is(err, ErrKeyMismatch):
+			bad("certificate_file", fmt.Errorf("%s: %w %s", c.CertificateFile, err, c.SigningKeyFile))
+		case err != nil:
+			bad("signing_key_file", fmt.Errorf("%s: %w", c.SigningKeyFile, err))
+		}
+		o.Key = key
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Options{}, err

@@ -161,3 +161,22 @@ func TestConfigLoad(t *testing.T) {
 		t.Fatalf("error %v, want ErrKeyMismatch", err)
 	}
 }
+
+// TestConfigLoadReportsEveryFile: a broken signing key, an unreadable
+// certificate and a missing previous key are all reported, each under its
+// own key path.
+func TestConfigLoadReportsEveryFile(t *testing.T) {
+	dir := t.TempDir()
+	garbage := writeFile(t, dir, "garbage.pem", []byte("not a key"))
+	missing := filepath.Join(dir, "missing.pem")
+	c := Config{Issuer: "i", Service: "s", SigningKeyFile: garbage, CertificateFile: missing, PreviousKeys: []string{missing}}
+	_, err := c.Load()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"token.signing_key_file: ", "token.certificate_file: ", "token.previous_keys[0]: "} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

@@ -118,32 +118,50 @@ func (k *Key) CertificatePEM() []byte {
 // the leaf must be for the key. kidFormat is KeyIDThumbprint (or "") or
 // KeyIDLibtrust.
 func LoadSigningKey(keyFile, certFile, kidFormat string) (*Key, error) {
-	data, err := os.ReadFile(keyFile)
+	private, err := readPrivateKey(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: load signing key: %w", err)
 	}
-	private, err := parsePrivateKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("tokens: load signing key %s: %w", keyFile, err)
-	}
 	var chain []*x509.Certificate
 	if certFile != "" {
-		data, err := os.ReadFile(certFile)
-		if err != nil {
+		if chain, err = readCertificates(certFile); err != nil {
 			return nil, fmt.Errorf("tokens: load certificate: %w", err)
-		}
-		if chain, err = parseCertificates(data); err != nil {
-			return nil, fmt.Errorf("tokens: load certificate %s: %w", certFile, err)
-		}
-		if !samePublic(chain[0].PublicKey, private.Public()) {
-			return nil, fmt.Errorf("tokens: load certificate %s: %w %s", certFile, ErrKeyMismatch, keyFile)
 		}
 	}
 	k, err := newKey(private, chain, kidFormat)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrKeyMismatch):
+		return nil, fmt.Errorf("tokens: load certificate %s: %w %s", certFile, err, keyFile)
+	case err != nil:
 		return nil, fmt.Errorf("tokens: load signing key %s: %w", keyFile, err)
 	}
 	return k, nil
+}
+
+// readPrivateKey reads and parses the PEM private key in file.
+func readPrivateKey(file string) (crypto.Signer, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	private, err := parsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return private, nil
+}
+
+// readCertificates reads and parses the PEM certificate chain in file.
+func readCertificates(file string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := parseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return chain, nil
 }
 
 // VerificationKey is a public key a registry may trust, with the kid tokens
