@@ -6,7 +6,6 @@ import "strings"
 // characters, '/' included (group names are not paths); every other
 // character matches itself.
 type glob struct {
-	src    string
 	chunks []string // the text between the '*'s; len = number of '*' + 1
 }
 
@@ -15,7 +14,7 @@ type glob struct {
 func isGlob(s string) bool { return strings.IndexByte(s, '*') >= 0 }
 
 func newGlob(src string) glob {
-	return glob{src: src, chunks: strings.Split(src, "*")}
+	return glob{chunks: strings.Split(src, "*")}
 }
 
 // match reports whether s matches the glob. The chunks between stars are

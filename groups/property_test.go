@@ -252,21 +252,16 @@ func randomRequest(r *rand.Rand) []scope.Scope {
 // against the naive reference policy.
 func TestGrantAgreesWithNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	compiled := 0
 	for range 1500 {
 		rules := randomRules(r)
 		p, err := Compile(rules)
 		if err != nil {
 			t.Fatalf("Compile(%+v): %v", rules, err)
 		}
-		compiled++
 		n := &naive{rules: rules, cache: map[string]*regexp.Regexp{}}
 		for range 6 {
 			checkGrant(t, p, n, randomSubject(r), randomRequest(r))
 		}
-	}
-	if compiled == 0 {
-		t.Fatal("no rule set compiled")
 	}
 }
 

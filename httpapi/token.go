@@ -117,11 +117,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if req.offline && rec != nil {
 		// The refresh token is derived from the password, so it is the
 		// same on every login and dies with the password.
-		if cred.Kind == passwords.KindRefresh {
-			resp.RefreshToken = req.secret
-		} else if rt, err := passwords.RefreshToken(req.secret); err == nil {
-			resp.RefreshToken = rt
-		}
+		resp.RefreshToken = cred.RefreshToken()
 	}
 	if rec != nil {
 		// Asynchronous and coalesced by the cache: never on the hot path.

@@ -4,7 +4,7 @@
 //
 // An app password looks like
 //
-//	rbp_<id>_<secret>      e.g. rbp_3fkq9v0c7m2a8xyz_0k2…  (16 + 52 characters)
+//	rbp_<id>_<secret>      e.g. rbp_3fkqav2c7mzaexyz_wk2…  (16 + 52 characters)
 //
 // The "rbp_" prefix lets secret scanners recognise a leaked password; the id
 // names the store record; the secret is 256 bits from crypto/rand, of which
@@ -13,7 +13,7 @@
 //
 // The refresh token handed to `docker login` is
 //
-//	rbr_<id>_<HMAC-SHA256(secret, "refresh")>
+//	rbr_<id>_<HMAC-SHA256(key: secret, "registry-bridge refresh token v1")>
 //
 // so it names the same record, is only derivable by someone who holds the
 // password, and dies with the password when it is revoked or expires.

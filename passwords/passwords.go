@@ -139,7 +139,16 @@ func RefreshToken(password string) (string, error) {
 	if err != nil || c.Kind != KindPassword {
 		return "", ErrMalformed
 	}
-	return RefreshPrefix + c.ID + "_" + refreshSecret(c.secret), nil
+	return c.RefreshToken(), nil
+}
+
+// RefreshToken returns the refresh token of the credential: derived from
+// it for a password, the credential itself for a refresh token.
+func (c Credential) RefreshToken() string {
+	if c.Kind == KindRefresh {
+		return RefreshPrefix + c.ID + "_" + c.secret
+	}
+	return RefreshPrefix + c.ID + "_" + refreshSecret(c.secret)
 }
 
 // Redact returns the credential's public part, "rbp_<id>_…", for logs.

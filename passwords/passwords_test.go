@@ -45,6 +45,9 @@ func TestRefreshToken(t *testing.T) {
 	if rt2, _ := RefreshToken(m.Password); rt2 != rt {
 		t.Fatal("refresh token is not stable")
 	}
+	if rc, _ := Parse(rt); rc.RefreshToken() != rt {
+		t.Fatal("a refresh token's RefreshToken is not itself")
+	}
 	if !strings.HasPrefix(rt, RefreshPrefix) || len(rt) != Length {
 		t.Fatalf("refresh token %q has the wrong form", rt)
 	}

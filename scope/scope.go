@@ -68,11 +68,6 @@ func (s Scope) String() string {
 	return t + ":" + s.Name + ":" + strings.Join(s.Actions, ",")
 }
 
-// Has reports whether the scope's actions contain action, or "*".
-func (s Scope) Has(action string) bool {
-	return slices.Contains(s.Actions, action) || slices.Contains(s.Actions, ActionAll)
-}
-
 // Parse parses one resourcescope, such as "repository:team-a/app:pull,push".
 // The actions are de-duplicated and keep their first-seen order.
 func Parse(s string) (Scope, error) {

@@ -413,7 +413,10 @@ func TestIssueConcurrent(t *testing.T) {
 				}
 				claims, err := jwt.Parse(tok.Raw, func(*jwt.Token) (any, error) { return iss.key.Public(), nil },
 					jwt.WithTimeFunc(fixedClock(testNow)), jwt.WithSubject(sub))
-				if err != nil || !claims.Valid {
+				if err == nil && !claims.Valid {
+					err = errors.New("token not valid")
+				}
+				if err != nil {
 					errs <- err
 					return
 				}

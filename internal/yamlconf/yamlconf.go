@@ -143,8 +143,11 @@ func (w *walker) expandEnv(n *yaml.Node, path string) {
 		}
 		return v
 	})
-	// A value that came from the environment is a string, whatever it
-	// looks like, unless the target decodes it (numbers, booleans).
+	// The expanded value is resolved as if it had been written in the
+	// file: "42" or "true" can fill number and boolean fields, and an
+	// empty value, "~" or "null" leaves the field unset (a string field
+	// then stays "", which the sections' validation reports where a value
+	// is required).
 	if n.Style == 0 && n.Tag == "!!str" {
 		n.Tag = ""
 	}
