@@ -10,18 +10,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/registry-bridge/bridge/groups"
 	"github.com/registry-bridge/bridge/httpapi"
+	"github.com/registry-bridge/bridge/internal/filewatch"
 	"github.com/registry-bridge/bridge/store"
 	"github.com/registry-bridge/bridge/store/cache"
 	"github.com/registry-bridge/bridge/store/memory"
@@ -167,67 +166,19 @@ func storeKind(cfg *fileConfig) string {
 }
 
 // watchConfig reloads the access rules on SIGHUP and whenever the file
-// changes. It watches the directory, not the file: Kubernetes updates a
-// mounted ConfigMap by swapping a symlink, which a file watch would miss.
-// A bad new file keeps the old policy and logs every problem.
-//
-// The watch is in place when watchConfig returns, and the file is compared
-// with what running was loaded from at once, so no change made after the
-// load is missed. The returned function runs the loop until ctx ends.
+// changes (internal/filewatch; Kubernetes ConfigMap swaps included). A bad
+// new file keeps the old policy and logs every problem. The watch is in
+// place when watchConfig returns; the returned loop runs until ctx ends.
 func watchConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) func(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-
-	var events <-chan fsnotify.Event
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		if err = w.Add(filepath.Dir(path)); err == nil {
-			events = w.Events
-		}
-	}
-	if err != nil {
-		log.Warn("config file watch unavailable; reload with SIGHUP", "err", err)
-	}
-
+	run := filewatch.Start(path, running.source, hup, log, func(trigger string) {
+		reloadConfig(path, running, current, log, trigger)
+	})
 	return func(ctx context.Context) {
 		defer signal.Stop(hup)
-		if w != nil {
-			defer w.Close()
-		}
-		lastSeen := running.source
-		debounce := time.After(0) // catch a change made between load and watch
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				reloadConfig(path, running, current, log, "SIGHUP")
-				lastSeen = fileStamp(path)
-			case ev := <-events:
-				if filepath.Clean(ev.Name) == filepath.Clean(path) || filepath.Base(ev.Name) == "..data" {
-					debounce = time.After(250 * time.Millisecond)
-				}
-			case <-debounce:
-				debounce = nil
-				if s := fileStamp(path); s != lastSeen {
-					lastSeen = s
-					reloadConfig(path, running, current, log, "file changed")
-				}
-			}
-		}
+		run(ctx)
 	}
-}
-
-// fileStamp returns the file's content, so that a reload happens only
-// when it really changed (editors and ConfigMap swaps fire many events).
-func fileStamp(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, 8<<20))
-	return string(b)
 }
 
 func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger, why string) {

@@ -100,9 +100,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(net.Ad
 	defer signal.Stop(hup)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
+	watch := newUsersWatcher(*configPath, cfg, idp, log).Start(hup) // in place before serving
 	go func() {
 		defer close(watched)
-		newUsersWatcher(*configPath, cfg, idp, log).Watch(watchCtx, hup)
+		watch(watchCtx)
 	}()
 	defer func() { stopWatch(); <-watched }()
 

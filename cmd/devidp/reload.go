@@ -3,22 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/registry-bridge/bridge/internal/devidp"
+	"github.com/registry-bridge/bridge/internal/filewatch"
 )
-
-// reloadDebounce is how long the watcher waits after the last change event
-// before it reads the file: editors write a file in several steps.
-const reloadDebounce = 250 * time.Millisecond
 
 // userSetter is the part of *devidp.Provider that a reload changes.
 type userSetter interface {
@@ -44,60 +36,28 @@ type usersWatcher struct {
 	Log *slog.Logger
 
 	applied devidp.Config // the configuration the provider runs with now
-	stamp   string        // the file content applied last
+	loaded  string        // the file content the provider was started from
 }
 
 // newUsersWatcher returns a watcher for the provider started from running,
 // which was read from path.
 func newUsersWatcher(path string, running devidp.Config, idp userSetter, log *slog.Logger) *usersWatcher {
 	running.Users = slices.Clone(running.Users)
-	return &usersWatcher{Path: path, Issuer: running.Issuer, IdP: idp, Log: log, applied: running, stamp: fileContent(path)}
+	return &usersWatcher{Path: path, Issuer: running.Issuer, IdP: idp, Log: log, applied: running, loaded: filewatch.Content(path)}
 }
 
-// Watch reloads on every value from hup and on every change of the file
-// until ctx ends. It watches the file's directory, not the file, so that
-// editors that replace the file (write a copy, rename it over) are seen.
-// Without a working file watch it still reloads on hup.
-func (w *usersWatcher) Watch(ctx context.Context, hup <-chan os.Signal) {
-	var events <-chan fsnotify.Event
-	var watchErrs <-chan error
-	fw, err := fsnotify.NewWatcher()
-	if err == nil {
-		defer fw.Close()
-		if err = fw.Add(filepath.Dir(w.Path)); err == nil {
-			events, watchErrs = fw.Events, fw.Errors
-		}
-	}
-	if err != nil {
-		w.Log.Warn("devidp: users file watch unavailable; reload with SIGHUP", "path", w.Path, "err", err)
-	}
-	var debounce <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			w.Reload("SIGHUP")
-		case ev := <-events:
-			if filepath.Clean(ev.Name) == filepath.Clean(w.Path) {
-				debounce = time.After(reloadDebounce)
-			}
-		case err := <-watchErrs:
-			w.Log.Warn("devidp: users file watch", "err", err)
-		case <-debounce:
-			debounce = nil
-			if fileContent(w.Path) != w.stamp {
-				w.Reload("file changed")
-			}
-		}
-	}
+// Start sets up the watch of the users file (internal/filewatch: its
+// directory, debounced, by content) and returns the loop that reloads on
+// every change and every value from hup until ctx ends. The watch is in
+// place when Start returns.
+func (w *usersWatcher) Start(hup <-chan os.Signal) func(ctx context.Context) {
+	return filewatch.Start(w.Path, w.loaded, hup, w.Log, w.Reload)
 }
 
 // Reload reads the users file and applies every user's groups and
 // disabled flag that differ from the running ones. A file that does not
 // load or validate changes nothing and is logged.
 func (w *usersWatcher) Reload(trigger string) {
-	stamp := fileContent(w.Path)
 	next, err := devidp.LoadConfig(w.Path)
 	if err == nil {
 		next.Issuer = w.Issuer
@@ -107,7 +67,6 @@ func (w *usersWatcher) Reload(trigger string) {
 		w.Log.Error("devidp: users file reload failed; nothing changed", "trigger", trigger, "path", w.Path, "err", err.Error())
 		return
 	}
-	w.stamp = stamp
 	changed, restart := w.apply(next.Users)
 	w.Log.Info("devidp: users file reloaded", "trigger", trigger, "changed", changed)
 	if restart = append(restart, restartKeys(w.applied, next)...); len(restart) > 0 {
@@ -180,17 +139,4 @@ func restartKeys(running, next devidp.Config) []string {
 		keys = append(keys, "id_token_lifetime")
 	}
 	return keys
-}
-
-// fileContent returns the file's content (at most 1 MiB), or "" if it
-// cannot be read: reloads happen only when the content really changed,
-// since editors fire several events per save.
-func fileContent(path string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, 1<<20))
-	return string(b)
 }
