@@ -65,8 +65,10 @@ func Start(path, loaded string, hup <-chan os.Signal, log *slog.Logger, onChange
 			case <-ctx.Done():
 				return
 			case <-hup:
-				onChange("SIGHUP")
+				// Read before the callback: a change made while it runs
+				// then still differs from lastSeen and reloads again.
 				lastSeen = Content(path)
+				onChange("SIGHUP")
 			case ev := <-events:
 				if filepath.Clean(ev.Name) == filepath.Clean(path) || filepath.Base(ev.Name) == "..data" {
 					debounce = time.After(Debounce)
