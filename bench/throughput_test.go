@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -20,7 +19,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -131,7 +129,8 @@ func BenchmarkThroughput(b *testing.B) {
 	ctx := b.Context()
 	dir := b.TempDir()
 
-	redisPID, redisAddr := startRedis(b, redisBin, dir)
+	redisSrv := testenv.StartRedisT(b)
+	redisPID, redisAddr := redisSrv.PID(), redisSrv.Addr
 	ref := startReference(b, dir, redisAddr)
 	bridges := startBridges(b, dir, redisAddr)
 	targets := append([]*target{ref}, bridges...)
@@ -206,17 +205,21 @@ func startReference(b *testing.B, dir, redisAddr string) *target {
 		b.Fatalf("seed the reference's record: %v", err)
 	}
 	addr := freeAddr(b)
-	pid := startProcess(b, dir, "refserver", bin, "-listen", addr, "-redis", redisAddr, "-service", service)
-	waitReady(b, "http://"+addr+"/healthz")
-	return &target{name: "reference", url: "http://" + addr + tokenQuery, password: password, pid: pid}
+	p := testenv.Start(b, testenv.Cmd{
+		Name:     "refserver",
+		Path:     bin,
+		Args:     []string{"-listen", addr, "-redis", redisAddr, "-service", service},
+		ReadyURL: "http://" + addr + "/healthz",
+	})
+	return &target{name: "reference", url: "http://" + addr + tokenQuery, password: password, pid: p.PID()}
 }
 
-// startBridges builds the bridge, generates its key, mints an app password
+// startBridges builds the bridge (testenv.BuildBridge), generates its key, mints an app password
 // for user in team-a, and starts two bridges on the same Redis: with the
 // audit log off (log.level warn) and on (info, to a file).
 func startBridges(b *testing.B, dir, redisAddr string) []*target {
 	b.Helper()
-	bin := goBuild(b, dir, "bridge", module+"/cmd/bridge")
+	bin := testenv.BuildBridge(b)
 	keys := filepath.Join(dir, "keys")
 	runCmd(b, bin, "keys", "generate", "--out", keys)
 	var bridges []*target
@@ -231,13 +234,17 @@ func startBridges(b *testing.B, dir, redisAddr string) []*target {
 			password = strings.TrimSpace(runCmd(b, bin, "passwords", "create", "--config", config,
 				"--user", user, "--groups", "team-a", "--name", "bench"))
 		}
-		pid := startProcess(b, dir, "bridge-"+level, bin, "serve", "--config", config)
-		waitReady(b, "http://"+addr+"/readyz")
+		p := testenv.Start(b, testenv.Cmd{
+			Name:     "bridge-" + level,
+			Path:     bin,
+			Args:     []string{"serve", "--config", config},
+			ReadyURL: "http://" + addr + "/readyz",
+		})
 		name := "bridge (audit off)"
 		if level == "info" {
 			name = "bridge (audit on)"
 		}
-		bridges = append(bridges, &target{name: name, url: "http://" + addr + tokenQuery, password: password, pid: pid})
+		bridges = append(bridges, &target{name: name, url: "http://" + addr + tokenQuery, password: password, pid: p.PID()})
 	}
 	return bridges
 }
@@ -464,119 +471,16 @@ func goBuild(b *testing.B, dir, name, pkg string) string {
 	return out
 }
 
-// runCmd runs a short command in a clean environment and returns its stdout.
+// runCmd runs a short command with testenv.Run in a clean environment
+// and returns its stdout.
 func runCmd(b *testing.B, bin string, args ...string) string {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + b.TempDir()}
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := testenv.Run(b.Context(), testenv.Command{Path: bin, Args: args, Env: []string{"HOME=" + b.TempDir()}, Stderr: &stderr})
 	if err != nil {
 		b.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, stderr.String())
 	}
-	return string(out)
-}
-
-// startProcess starts a server in its own process group, its output in
-// dir/name.{stdout,stderr}, and kills the group when the benchmark ends.
-// It returns the process id.
-func startProcess(b *testing.B, dir, name, bin string, args ...string) int {
-	b.Helper()
-	stdout, err := os.Create(filepath.Join(dir, name+".stdout"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	stderr, err := os.Create(filepath.Join(dir, name+".stderr"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		stdout.Close()
-		stderr.Close()
-		close(done)
-	}()
-	b.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		if b.Failed() {
-			if tail, err := os.ReadFile(stderr.Name()); err == nil {
-				b.Logf("%s stderr:\n%s", name, tail[max(0, len(tail)-4096):])
-			}
-		}
-	})
-	return cmd.Process.Pid
-}
-
-// startRedis starts redis-server with TESTING.md's flags on a free port and
-// returns its pid and address once it answers PING.
-func startRedis(b *testing.B, bin, dir string) (int, string) {
-	b.Helper()
-	rdir := filepath.Join(dir, "redis")
-	if err := os.Mkdir(rdir, 0o700); err != nil {
-		b.Fatal(err)
-	}
-	addr := freeAddr(b)
-	_, port, _ := net.SplitHostPort(addr)
-	pid := startProcess(b, dir, "redis", bin, "--bind", "127.0.0.1", "--port", port,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", rdir)
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer rdb.Close()
-	poll(b, "redis-server PING", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
-	return pid, addr
-}
-
-// waitReady polls url until it answers 200.
-func waitReady(b *testing.B, url string) {
-	b.Helper()
-	client := &http.Client{Timeout: time.Second}
-	poll(b, "GET "+url, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s", resp.Status)
-		}
-		return nil
-	})
-}
-
-// poll calls check every 50ms until it succeeds, for at most 20 seconds:
-// a child process gives no other sign that it is ready.
-func poll(b *testing.B, what string, check func(context.Context) error) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(b.Context(), 20*time.Second)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check(ctx)
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			b.Fatalf("%s: not ready in 20s: %v", what, err)
-		case <-tick.C:
-		}
-	}
+	return out
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.

@@ -147,24 +147,14 @@ func (p *page) screenshot(name string) {
 }
 
 // skopeoCLI runs the skopeo command lines the demo prints, as a person
-// would type them, with its own HOME and auth file.
+// would type them, with testenv.Skopeo's own HOME and auth file.
 type skopeoCLI struct {
-	path string
-	env  []string
+	c *testenv.Client
 }
 
 func newSkopeoCLI(t *testing.T) *skopeoCLI {
 	t.Helper()
-	home := t.TempDir()
-	return &skopeoCLI{
-		path: testenv.Require(t, "skopeo", "scripts/install-deps.sh (or: apt-get install -y skopeo)"),
-		env: []string{
-			"HOME=" + home,
-			"REGISTRY_AUTH_FILE=" + filepath.Join(home, "auth.json"),
-			"XDG_RUNTIME_DIR=" + home,
-			"TMPDIR=" + home,
-		},
-	}
+	return &skopeoCLI{c: testenv.Skopeo(t)}
 }
 
 // run runs a command line "skopeo …"; stdin, if set, is its input.
@@ -173,7 +163,7 @@ func (s *skopeoCLI) run(ctx context.Context, line, stdin string) (string, error)
 	if len(args) == 0 || args[0] != "skopeo" {
 		return "", fmt.Errorf("not a skopeo command line: %q", line)
 	}
-	return testenv.Run(ctx, testenv.Command{Path: s.path, Args: args[1:], Env: s.env, Stdin: stdin})
+	return s.c.Exec(ctx, stdin, args[1:]...)
 }
 
 // TestBrowser is the whole product through a real browser, started by

@@ -10,9 +10,34 @@ import (
 	"github.com/registry-bridge/bridge/internal/testenv"
 )
 
-// tools are the client tools every client test runs, by constructor, so a
-// test can make a fresh client (empty credential store) of the same tool.
-var tools = []func(testing.TB) *testenv.Client{testenv.Skopeo, testenv.Crane, testenv.Regctl, testenv.Oras}
+// clientCase is one client tool against one registry, for eachClient.
+type clientCase struct {
+	reg  string                           // the registry's name, "v3" or "2.8"
+	host string                           // the registry, "localhost:PORT"
+	tool func(testing.TB) *testenv.Client // c's constructor, for a fresh client of the same tool
+	c    *testenv.Client
+}
+
+// eachClient starts each registry of registries trusting w's bridge and
+// runs, in a subtest per registry, perRegistry (if not nil) and then test
+// in a subtest per client tool of testenv.Tools, with a new client of it.
+func eachClient(t *testing.T, w *world, perRegistry func(t *testing.T, host string), test func(t *testing.T, cc clientCase)) {
+	t.Helper()
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			host := reg.start(t, w.tokenAuth())
+			if perRegistry != nil {
+				perRegistry(t, host)
+			}
+			for _, tool := range testenv.Tools {
+				c := tool(t)
+				t.Run(c.Name, func(t *testing.T) {
+					test(t, clientCase{reg: reg.name, host: host, tool: tool, c: c})
+				})
+			}
+		})
+	}
+}
 
 // TestClients logs in, pushes and pulls with every client against both
 // registries: team-a's password may push to team-a/** and to its own
@@ -20,35 +45,28 @@ var tools = []func(testing.TB) *testenv.Client{testenv.Skopeo, testenv.Crane, te
 func TestClients(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	img := testenv.OCILayout(t, t.TempDir())
-	for _, reg := range registries {
-		t.Run(reg.name, func(t *testing.T) {
-			host := reg.start(t, w.tokenAuth())
-			for _, tool := range tools {
-				c := tool(t)
-				t.Run(c.Name, func(t *testing.T) {
-					pw := w.mint(t, password{user: "alice", groups: "team-a", name: "clients-" + reg.name + "-" + c.Name})
-					login(t, c, host, "alice", pw)
+	eachClient(t, w, nil, func(t *testing.T, cc clientCase) {
+		c, host := cc.c, cc.host
+		pw := w.mint(t, password{user: "alice", groups: "team-a", name: "clients-" + cc.reg + "-" + c.Name})
+		login(t, c, host, "alice", pw)
 
-					pushPull(t, c, img, host+"/team-a/"+c.Name+"-app:v1")
-					pushPull(t, c, img, host+"/alice/"+c.Name+"-app:v1")
-					out, err := c.Push(t.Context(), img, host+"/team-b/x:v1")
-					assertDenied(t, "push to team-b", out, err)
+		pushPull(t, c, img, host+"/team-a/"+c.Name+"-app:v1")
+		pushPull(t, c, img, host+"/alice/"+c.Name+"-app:v1")
+		out, err := c.Push(t.Context(), img, host+"/team-b/x:v1")
+		assertDenied(t, "push to team-b", out, err)
 
-					t.Run("wrong password", func(t *testing.T) {
-						fresh := tool(t)
-						out, err := fresh.Login(t.Context(), host, "alice", tamper(pw))
-						if fresh.LoginChecks {
-							assertDenied(t, "login with a wrong password", out, err)
-						} else if err != nil {
-							t.Fatalf("%s login only stores credentials, yet it failed: %v\n%s", fresh.Name, err, out)
-						}
-						out, err = fresh.Push(t.Context(), img, host+"/team-a/"+c.Name+"-wrong:v1")
-						assertDenied(t, "push with a wrong password", out, err)
-					})
-				})
+		t.Run("wrong password", func(t *testing.T) {
+			fresh := cc.tool(t)
+			out, err := fresh.Login(t.Context(), host, "alice", tamper(pw))
+			if fresh.LoginChecks {
+				assertDenied(t, "login with a wrong password", out, err)
+			} else if err != nil {
+				t.Fatalf("%s login only stores credentials, yet it failed: %v\n%s", fresh.Name, err, out)
 			}
+			out, err = fresh.Push(t.Context(), img, host+"/team-a/"+c.Name+"-wrong:v1")
+			assertDenied(t, "push with a wrong password", out, err)
 		})
-	}
+	})
 }
 
 // TestReadOnly checks that a read-only password pulls but never pushes, not
@@ -56,25 +74,18 @@ func TestClients(t *testing.T) {
 func TestReadOnly(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	img := testenv.OCILayout(t, t.TempDir())
-	for _, reg := range registries {
-		t.Run(reg.name, func(t *testing.T) {
-			host := reg.start(t, w.tokenAuth())
-			ref := host + "/team-a/ro-app:v1"
-			seed(t, w, host, img, ref)
-			for _, tool := range tools {
-				c := tool(t)
-				t.Run(c.Name, func(t *testing.T) {
-					pw := w.mint(t, password{user: "alice", groups: "team-a", name: "ro-" + reg.name + "-" + c.Name, readOnly: true})
-					login(t, c, host, "alice", pw)
-					pull(t, c, img, ref)
-					out, err := c.Push(t.Context(), img, host+"/team-a/ro-app:"+c.Name)
-					assertDenied(t, "read-only push to team-a", out, err)
-					out, err = c.Push(t.Context(), img, host+"/alice/"+c.Name+"-ro:v1")
-					assertDenied(t, "read-only push to the own namespace", out, err)
-				})
-			}
-		})
-	}
+	const repo = "/team-a/ro-app:v1"
+	seedRepo := func(t *testing.T, host string) { seed(t, w, host, img, host+repo) }
+	eachClient(t, w, seedRepo, func(t *testing.T, cc clientCase) {
+		c, host := cc.c, cc.host
+		pw := w.mint(t, password{user: "alice", groups: "team-a", name: "ro-" + cc.reg + "-" + c.Name, readOnly: true})
+		login(t, c, host, "alice", pw)
+		pull(t, c, img, host+repo)
+		out, err := c.Push(t.Context(), img, host+"/team-a/ro-app:"+c.Name)
+		assertDenied(t, "read-only push to team-a", out, err)
+		out, err = c.Push(t.Context(), img, host+"/alice/"+c.Name+"-ro:v1")
+		assertDenied(t, "read-only push to the own namespace", out, err)
+	})
 }
 
 // TestRSAKeys runs a push and pull with an RS256 signing key, which both

@@ -2,8 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +49,7 @@ type demo struct {
 func startDemo(t *testing.T, revalidate string) *demo {
 	t.Helper()
 	testenv.SkipUnlessE2E(t)
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	d := &demo{
 		dir:        t.TempDir(),
 		bin:        t.TempDir(),
@@ -140,26 +138,6 @@ func (d *demo) command(t *testing.T, prefix string) string {
 // usersFile is the devidp users file the demo runs with.
 func (d *demo) usersFile() string { return filepath.Join(d.dir, "users.yaml") }
 
-// repoRoot is the nearest directory above the working directory that
-// holds go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // goEnv returns the Go environment the script's go build needs: testenv
 // gives processes a fresh HOME, which would otherwise mean an empty build
 // cache and module cache, and a rebuild of everything.
@@ -247,7 +225,8 @@ func TestDemo(t *testing.T) {
 
 	t.Run("image layout", func(t *testing.T) {
 		dir := filepath.Join(d.dir, "image")
-		digests, err := testenv.LayoutManifests(dir)
+		// Every blob has its digest; the manifest, config and layer exist.
+		digests, err := testenv.VerifyLayout(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,18 +239,6 @@ func TestDemo(t *testing.T) {
 		}
 		if len(blobs) != 3 {
 			t.Errorf("%d blobs, want 3 (layer, config, manifest)", len(blobs))
-		}
-		for _, b := range blobs {
-			content, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", b.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sum := sha256.Sum256(content); hex.EncodeToString(sum[:]) != b.Name() {
-				t.Errorf("blob %s has digest %x", b.Name(), sum)
-			}
-		}
-		if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(digests[0], "sha256:"))); err != nil {
-			t.Errorf("manifest blob: %v", err)
 		}
 	})
 
@@ -332,7 +299,7 @@ func TestDemo(t *testing.T) {
 // TestDemoPinsTheRegistryOfInstallDeps keeps scripts/demo.sh building the
 // same registry version as scripts/install-deps.sh, which make test uses.
 func TestDemoPinsTheRegistryOfInstallDeps(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	pin := regexp.MustCompile(`github\.com/distribution/distribution/v3/cmd/registry@(v[0-9][^\s"']*)`)
 	versions := map[string]string{}
 	for _, f := range []string{"scripts/demo.sh", "scripts/install-deps.sh"} {

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/registry-bridge/bridge/internal/testenv"
 )
@@ -20,61 +17,9 @@ const (
 	issuer  = "registry-bridge-e2e" // token "iss", registry auth.token.issuer
 )
 
-// buildTimeout bounds the one build of cmd/bridge.
-const buildTimeout = 5 * time.Minute
-
-// bridgeBuild builds cmd/bridge once for the whole test binary, into the
-// directory TestMain creates.
-type bridgeBuild struct {
-	dir  string
-	once sync.Once
-	path string
-	err  error
-}
-
-// build is the package's one bridge build; TestMain sets its directory.
-var build bridgeBuild
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bridge-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(1)
-	}
-	build.dir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// envBridgeBin names a bridge binary to test instead of building
-// cmd/bridge, e.g. a release build.
-const envBridgeBin = "BRIDGE_E2E_BIN"
-
-// bridgeBinary returns the path of the bridge binary: $BRIDGE_E2E_BIN if
-// set, else cmd/bridge built on first use with "go build". It fails the
-// test if the binary does not build.
-func bridgeBinary(t testing.TB) string {
-	t.Helper()
-	if bin := os.Getenv(envBridgeBin); bin != "" {
-		return bin
-	}
-	build.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-		defer cancel()
-		out := filepath.Join(build.dir, "bridge")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/registry-bridge/bridge/cmd/bridge")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build ./cmd/bridge: %w\n%s", err, b)
-			return
-		}
-		build.path = out
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.path
-}
+// TestMain removes the bridge binary that testenv.BuildBridge builds once
+// for the package's tests.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // world is one bridge deployment: a Redis, a signing key pair, a config
 // file and a running "bridge serve".
@@ -99,7 +44,7 @@ type worldOptions struct {
 func newWorld(t testing.TB, opts worldOptions) *world {
 	t.Helper()
 	testenv.SkipUnlessE2E(t)
-	w := &world{bin: bridgeBinary(t), home: t.TempDir(), redis: testenv.Redis(t), keys: t.TempDir()}
+	w := &world{bin: testenv.BuildBridge(t), home: t.TempDir(), redis: testenv.Redis(t), keys: t.TempDir()}
 	args := []string{"keys", "generate", "--out", w.keys}
 	if opts.alg != "" {
 		args = append(args, "--alg", opts.alg)
@@ -184,15 +129,13 @@ var registries = []struct {
 	{"2.8", testenv.Registry28},
 }
 
-// run runs a bridge sub-command with the world's config and returns its
-// stdout and stderr separately.
+// run runs a bridge sub-command with the world's HOME and returns its
+// stdout and stderr separately. testenv.Run bounds it with
+// testenv.CommandTimeout and kills its process group at the end.
 func (w *world) run(ctx context.Context, args ...string) (stdout, stderr string, err error) {
-	cmd := exec.CommandContext(ctx, w.bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.home}
-	var o, e strings.Builder
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
+	var e strings.Builder
+	stdout, err = testenv.Run(ctx, testenv.Command{Path: w.bin, Args: args, Env: []string{"HOME=" + w.home}, Stderr: &e})
+	return stdout, e.String(), err
 }
 
 // mustRun is run that fails the test on a non-zero exit.

@@ -22,31 +22,24 @@ const revokeDeadline = 5 * time.Second
 func TestRevoke(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	img := testenv.OCILayout(t, t.TempDir())
-	for _, reg := range registries {
-		t.Run(reg.name, func(t *testing.T) {
-			host := reg.start(t, w.tokenAuth())
-			ref := host + "/team-a/revoke-app:v1"
-			seed(t, w, host, img, ref)
-			for _, tool := range tools {
-				c := tool(t)
-				t.Run(c.Name, func(t *testing.T) {
-					name := "revoke-" + reg.name + "-" + c.Name
-					pw := w.mint(t, password{user: "alice", groups: "team-a", name: name})
-					login(t, c, host, "alice", pw)
-					pull(t, c, img, ref)
+	const repo = "/team-a/revoke-app:v1"
+	seedRepo := func(t *testing.T, host string) { seed(t, w, host, img, host+repo) }
+	eachClient(t, w, seedRepo, func(t *testing.T, cc clientCase) {
+		c, host, ref := cc.c, cc.host, cc.host+repo
+		name := "revoke-" + cc.reg + "-" + c.Name
+		pw := w.mint(t, password{user: "alice", groups: "team-a", name: name})
+		login(t, c, host, "alice", pw)
+		pull(t, c, img, ref)
 
-					w.revoke(t, w.passwordID(t, "alice", name))
+		w.revoke(t, w.passwordID(t, "alice", name))
 
-					out, err := c.Pull(t.Context(), ref, filepath.Join(t.TempDir(), "after-revoke"))
-					assertDenied(t, "pull after revoke", out, err)
-					if c.LoginChecks {
-						out, err := c.Login(t.Context(), host, "alice", pw)
-						assertDenied(t, "login after revoke", out, err)
-					}
-				})
-			}
-		})
-	}
+		out, err := c.Pull(t.Context(), ref, filepath.Join(t.TempDir(), "after-revoke"))
+		assertDenied(t, "pull after revoke", out, err)
+		if c.LoginChecks {
+			out, err := c.Login(t.Context(), host, "alice", pw)
+			assertDenied(t, "login after revoke", out, err)
+		}
+	})
 }
 
 // TestRevokeAll checks "passwords revoke --user U --all": every password of

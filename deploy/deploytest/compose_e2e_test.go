@@ -27,13 +27,13 @@ func TestComposeEndToEnd(t *testing.T) {
 	testenv.SkipUnlessE2E(t)
 	registryBin := testenv.Tool(t, "registry", "make deps (builds distribution v3 into .tools/bin)")
 	redis := testenv.Redis(t)
-	bin := buildBridge(t)
+	bin := testenv.BuildBridge(t)
 	keysDir := generateKeys(t, bin, filepath.Join(t.TempDir(), "keys"))
 	bridgePort, registryPort := testenv.FreePort(t), testenv.FreePort(t)
 	bridgeURL := fmt.Sprintf("http://localhost:%d", bridgePort)
 	service := fmt.Sprintf("localhost:%d", registryPort)
 
-	dir := filepath.Join(repoRoot(t), "deploy", "compose")
+	dir := filepath.Join(testenv.RepoRoot(t), "deploy", "compose")
 	p := loadCompose(t, dir, map[string]string{"BRIDGE_PUBLIC_URL": bridgeURL, "REGISTRY_SERVICE": service})
 	s := newComposeStack(t, p, keysDir)
 

@@ -19,6 +19,8 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/registry-bridge/bridge/internal/testenv"
 )
 
 // registryConfigPath is where the registry:3 image reads its config when
@@ -50,8 +52,8 @@ var dexUsers = []struct {
 }
 
 func TestCompose(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "deploy", "compose")
-	bin := buildBridge(t)
+	dir := filepath.Join(testenv.RepoRoot(t), "deploy", "compose")
+	bin := testenv.BuildBridge(t)
 	// What the one-shot keygen service leaves in the `keys` volume.
 	keysDir := generateKeys(t, bin, filepath.Join(t.TempDir(), "keys"))
 
@@ -628,7 +630,7 @@ func (s *composeStack) checkKeys(t *testing.T) {
 	if s.keys.Build == nil || s.keys.Build.Target != "keygen" {
 		t.Fatalf("keys: want build target keygen of the Dockerfile, got %+v", s.keys.Build)
 	}
-	if s.keys.Build.Context != repoRoot(t) {
+	if s.keys.Build.Context != testenv.RepoRoot(t) {
 		t.Errorf("keys: build context %s, want the repository root", s.keys.Build.Context)
 	}
 	_, stages := parseDockerfile(t, readFile(t, "Dockerfile"))

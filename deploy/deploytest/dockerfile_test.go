@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/registry-bridge/bridge/internal/testenv"
 )
 
 // nonroot is the distroless nonroot user the image runs as.
@@ -70,7 +72,7 @@ func TestDockerfile(t *testing.T) {
 			}
 		}
 		// -X only sets variables that exist; a renamed one fails silently.
-		vars := packageVars(t, filepath.Join(repoRoot(t), "cmd", "bridge"))
+		vars := packageVars(t, filepath.Join(testenv.RepoRoot(t), "cmd", "bridge"))
 		for _, m := range regexp.MustCompile(`-X main\.(\w+)=`).FindAllStringSubmatch(runs, -1) {
 			if !vars[m[1]] {
 				t.Errorf("build: -X main.%s, but cmd/bridge has no package variable %s", m[1], m[1])
@@ -83,7 +85,7 @@ func TestDockerfile(t *testing.T) {
 
 	t.Run("build context", func(t *testing.T) {
 		ignore := readDockerignore(t)
-		root := repoRoot(t)
+		root := testenv.RepoRoot(t)
 		for _, rel := range buildInputs(t, root) {
 			if p, ok := ignore.excludes(rel); ok {
 				t.Errorf(".dockerignore pattern %q excludes %s, which the build needs", p, rel)

@@ -18,41 +18,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/registry-bridge/bridge/groups"
+	"github.com/registry-bridge/bridge/internal/testenv"
 	"github.com/registry-bridge/bridge/scope"
 )
-
-// repoRoot returns the module root: the nearest directory above the
-// working directory that holds go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// buildBridge compiles ./cmd/bridge into a temporary directory, so the
-// deployment files are checked by the validator the release would run.
-func buildBridge(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bridge")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/bridge")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/bridge: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // generateKeys runs `bridge keys generate --out dir`, the command the
 // compose keygen step runs, and returns dir.
@@ -389,7 +357,7 @@ func (s dockerfileStage) all(cmd string) []string {
 // readFile reads a file of the repository.
 func readFile(t testing.TB, rel string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), filepath.FromSlash(rel)))
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), filepath.FromSlash(rel)))
 	if err != nil {
 		t.Fatal(err)
 	}

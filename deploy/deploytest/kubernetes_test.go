@@ -19,6 +19,8 @@ import (
 	"go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/registry-bridge/bridge/internal/testenv"
 )
 
 // exampleClientSecret stands in for the OIDC client secret an operator
@@ -26,7 +28,7 @@ import (
 const exampleClientSecret = "test-client-secret"
 
 func TestKubernetes(t *testing.T) {
-	bin := buildBridge(t)
+	bin := testenv.BuildBridge(t)
 	keysDir := generateKeys(t, bin, filepath.Join(t.TempDir(), "keys"))
 
 	tests := []struct {
@@ -108,7 +110,7 @@ func TestKubernetes(t *testing.T) {
 // operator generates into overlays/example/secrets.
 func renderKustomize(t *testing.T, dir, keysDir string) []k8sObject {
 	t.Helper()
-	src := filepath.Join(repoRoot(t), "deploy", "kubernetes")
+	src := filepath.Join(testenv.RepoRoot(t), "deploy", "kubernetes")
 	mem := filesys.MakeFsInMemory()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -74,10 +74,6 @@ type Config struct {
 
 	// Log receives sign-ins, failures and token grants; nil discards.
 	Log *slog.Logger `yaml:"-"`
-	// Now is the provider's clock for its own bookkeeping (login-request,
-	// access-token and browser-session expiry); nil means time.Now. The
-	// iat and exp claims are stamped by zitadel/oidc with the real clock.
-	Now func() time.Time `yaml:"-"`
 }
 
 // LoadConfig reads a YAML file of the Config fields (issuer, users,

@@ -1,9 +1,9 @@
 // Package devidp is a DEVELOPMENT-ONLY OpenID Connect provider for tests and
 // `make demo`. It keeps plain-text passwords and all state in memory, and
 // signs with a key generated at start-up. NEVER use it for real accounts,
-// and never import it from product packages (internal/deps enforces
-// that): it exists so tests talk to a real provider instead of a
-// hand-written fake of one.
+// and never import it from product packages (TestNotImportedByProduct in
+// imports_test.go fails if one does): it exists so tests talk to a real
+// provider instead of a hand-written fake of one.
 //
 // The protocol is github.com/zitadel/oidc/v3's op package; devidp adds the
 // storage, a plain HTML login form and runtime switches for tests. It

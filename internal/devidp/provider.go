@@ -47,15 +47,12 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	key, err := newSigningKey()
 	if err != nil {
 		return nil, fmt.Errorf("devidp: %w", err)
 	}
 	st := &storage{
-		now:             cfg.Now,
+		now:             time.Now,
 		accessLifetime:  cfg.AccessTokenLifetime,
 		groupsInIDToken: cfg.GroupsInIDToken,
 		key:             key,

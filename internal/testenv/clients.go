@@ -147,10 +147,19 @@ func Oras(t testing.TB) *Client {
 	return c
 }
 
-// Clients returns one client of every tool: skopeo, crane, regctl, oras.
+// Tools are the constructors of every client tool, in the order skopeo,
+// crane, regctl, oras: a test that needs a second, fresh client (empty
+// credential store) of the same tool calls the constructor again.
+var Tools = []func(testing.TB) *Client{Skopeo, Crane, Regctl, Oras}
+
+// Clients returns one client of every tool in Tools.
 func Clients(t testing.TB) []*Client {
 	t.Helper()
-	return []*Client{Skopeo(t), Crane(t), Regctl(t), Oras(t)}
+	clients := make([]*Client, 0, len(Tools))
+	for _, tool := range Tools {
+		clients = append(clients, tool(t))
+	}
+	return clients
 }
 
 func newClient(t testing.TB, name, hint string) *Client {
@@ -187,6 +196,18 @@ func (c *Client) Push(ctx context.Context, img OCIImage, ref string) (string, er
 // at layoutDir, tagged "v1"; LayoutManifests reads back what arrived.
 func (c *Client) Pull(ctx context.Context, ref, layoutDir string) (string, error) {
 	return c.run(ctx, "pull", refHost(ref), "", c.args.pull(ref, layoutDir, "v1"))
+}
+
+// Exec runs the tool with args, as typed after its name on a command line,
+// in the client's environment (HOME, credential and configuration files);
+// stdin, if not empty, is its input. It adds no flags: for skopeo, neither
+// the signature policy that Push and Pull pass nor any TLS setting.
+func (c *Client) Exec(ctx context.Context, stdin string, args ...string) (string, error) {
+	out, err := Run(ctx, Command{Path: c.path, Args: args, Env: c.env, Stdin: stdin})
+	if err != nil {
+		return out, fmt.Errorf("testenv: %s: %w", c.Name, err)
+	}
+	return out, nil
 }
 
 // run runs one command line of the tool; op names it in errors.

@@ -8,7 +8,10 @@
 // a failing test gets the processes' output in its log. Binaries come from
 // <repo root>/.tools/bin or PATH (Tool, Require). Tests that need them call
 // SkipUnlessE2E first: without BRIDGE_E2E=1 they skip, with it a missing
-// binary fails the test with an install hint.
+// binary fails the test with an install hint. BuildBridge builds
+// cmd/bridge once per test binary (or returns $BRIDGE_E2E_BIN); a package
+// that uses it sets "func TestMain(m *testing.M) { testenv.Main(m) }" so
+// the build is removed afterwards.
 //
 // Usage:
 //

@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -173,6 +175,87 @@ func LayoutManifests(dir string) ([]string, error) {
 	digests := make([]string, 0, len(index.Manifests))
 	for _, d := range index.Manifests {
 		digests = append(digests, d.Digest)
+	}
+	return digests, nil
+}
+
+// VerifyLayout checks the OCI image layout in dir and returns the digests
+// of the manifests its index.json lists, in order. It checks that the
+// oci-layout file exists, that every file in blobs/sha256 has the digest it
+// is named by, and that every blob the index and the manifests reference
+// (manifests, configs, layers) exists with the size the reference gives.
+// A nested index that index.json lists is checked to exist, not followed.
+// The error lists every problem found.
+func VerifyLayout(dir string) ([]string, error) {
+	var errs []error
+	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		errs = append(errs, err)
+	}
+	blobDir := filepath.Join(dir, "blobs", "sha256")
+	blobs, err := os.ReadDir(blobDir)
+	if err != nil {
+		return nil, fmt.Errorf("testenv: OCI layout %s: %w", dir, err)
+	}
+	for _, b := range blobs {
+		content, err := os.ReadFile(filepath.Join(blobDir, b.Name()))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if sum := sha256.Sum256(content); hex.EncodeToString(sum[:]) != b.Name() {
+			errs = append(errs, fmt.Errorf("blob %s has digest %x", b.Name(), sum))
+		}
+	}
+	// checkRef reports whether the blob a descriptor references exists with
+	// its size, and returns its content.
+	checkRef := func(what string, d descriptor) ([]byte, bool) {
+		hexDigest, ok := strings.CutPrefix(d.Digest, "sha256:")
+		if !ok || hexDigest == "" || strings.ContainsAny(hexDigest, `/\.`) {
+			errs = append(errs, fmt.Errorf("%s has digest %q, want sha256:…", what, d.Digest))
+			return nil, false
+		}
+		content, err := os.ReadFile(filepath.Join(blobDir, hexDigest))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", what, d.Digest, err))
+			return nil, false
+		}
+		if len(content) != d.Size {
+			errs = append(errs, fmt.Errorf("%s %s is %d bytes, the reference says %d", what, d.Digest, len(content), d.Size))
+		}
+		return content, true
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return nil, fmt.Errorf("testenv: OCI layout %s: %w", dir, err)
+	}
+	var index struct {
+		Manifests []descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &index); err != nil {
+		return nil, fmt.Errorf("testenv: OCI layout %s: index.json: %w", dir, err)
+	}
+	digests := make([]string, 0, len(index.Manifests))
+	for _, m := range index.Manifests {
+		digests = append(digests, m.Digest)
+		content, ok := checkRef("manifest", m)
+		if !ok || m.MediaType == mediaTypeIndex {
+			continue // a nested index is only checked to exist
+		}
+		var manifest struct {
+			Config descriptor   `json:"config"`
+			Layers []descriptor `json:"layers"`
+		}
+		if err := json.Unmarshal(content, &manifest); err != nil {
+			errs = append(errs, fmt.Errorf("manifest %s: %w", m.Digest, err))
+			continue
+		}
+		checkRef("config of manifest "+m.Digest, manifest.Config)
+		for _, l := range manifest.Layers {
+			checkRef("layer of manifest "+m.Digest, l)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return digests, fmt.Errorf("testenv: OCI layout %s: %w", dir, err)
 	}
 	return digests, nil
 }

@@ -1,8 +1,6 @@
 package testenv_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -19,22 +17,21 @@ func TestOCILayout(t *testing.T) {
 		t.Fatalf("OCILayout = %+v, want Dir %s and Tag v1", img, dir)
 	}
 
-	// Every blob is stored under its own digest.
+	// Every blob is stored under its own digest, and every referenced blob
+	// exists with its size.
+	digests, err := testenv.VerifyLayout(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(digests) != 1 || digests[0] != img.ManifestDigest {
+		t.Errorf("VerifyLayout = %v, want [%s]", digests, img.ManifestDigest)
+	}
 	blobs, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(blobs) != 3 {
 		t.Errorf("%d blobs, want 3 (layer, config, manifest)", len(blobs))
-	}
-	for _, b := range blobs {
-		content, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", b.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sum := sha256.Sum256(content); hex.EncodeToString(sum[:]) != b.Name() {
-			t.Errorf("blob %s has digest %x", b.Name(), sum)
-		}
 	}
 
 	var index struct {
@@ -92,6 +89,65 @@ func TestOCILayout(t *testing.T) {
 	// The content is deterministic, so pushes from different tests share blobs.
 	if again := testenv.OCILayout(t, t.TempDir()); again.ManifestDigest != img.ManifestDigest {
 		t.Errorf("second layout has digest %s, want %s", again.ManifestDigest, img.ManifestDigest)
+	}
+}
+
+// TestVerifyLayoutFindsDamage checks that VerifyLayout reports a blob
+// whose content does not match its name, a referenced blob that is
+// missing, and a size that does not match the reference.
+func TestVerifyLayoutFindsDamage(t *testing.T) {
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, dir string, img testenv.OCIImage, layer string)
+		want   string
+	}{
+		{"corrupt blob", func(t *testing.T, dir string, _ testenv.OCIImage, layer string) {
+			writeFile(t, blobPath(dir, layer), "not the layer")
+		}, "has digest"},
+		{"missing layer", func(t *testing.T, dir string, _ testenv.OCIImage, layer string) {
+			if err := os.Remove(blobPath(dir, layer)); err != nil {
+				t.Fatal(err)
+			}
+		}, "layer of manifest"},
+		{"missing manifest", func(t *testing.T, dir string, img testenv.OCIImage, _ string) {
+			if err := os.Remove(blobPath(dir, img.ManifestDigest)); err != nil {
+				t.Fatal(err)
+			}
+		}, "manifest sha256:"},
+		{"wrong size", func(t *testing.T, dir string, img testenv.OCIImage, _ string) {
+			b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(dir, "index.json"), strings.Replace(string(b), `"size":`, `"size":1`, 1))
+		}, "the reference says"},
+		{"no oci-layout", func(t *testing.T, dir string, _ testenv.OCIImage, _ string) {
+			if err := os.Remove(filepath.Join(dir, "oci-layout")); err != nil {
+				t.Fatal(err)
+			}
+		}, "oci-layout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			img := testenv.OCILayout(t, dir)
+			var manifest struct {
+				Layers []struct{ Digest string } `json:"layers"`
+			}
+			readJSON(t, blobPath(dir, img.ManifestDigest), &manifest)
+			tt.damage(t, dir, img, manifest.Layers[0].Digest)
+			_, err := testenv.VerifyLayout(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("VerifyLayout = %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -125,6 +125,10 @@ func (p *Process) Stop() {
 	<-p.done
 }
 
+// PID returns the process id, e.g. to read its CPU time from /proc. The
+// process leads its own process group.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Exited reports whether the process has exited, and its Wait error.
 func (p *Process) Exited() (bool, error) {
 	select {

@@ -49,6 +49,18 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestRunStderr(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	var stderr bytes.Buffer
+	out, err := testenv.Run(t.Context(), testenv.Command{Path: sh, Args: []string{"-c", "echo out; echo err >&2"}, Stderr: &stderr})
+	if err != nil || out != "out\n" || stderr.String() != "err\n" {
+		t.Errorf("Run = %q, %v with stderr %q, want \"out\\n\", nil with stderr \"err\\n\"", out, err, stderr.String())
+	}
+}
+
 func TestStart(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	if err != nil {

@@ -51,6 +51,13 @@ func Require(t testing.TB, binary, installHint string) string {
 // apart, for example with a key prefix per test.
 func Redis(t testing.TB) (addr string) {
 	t.Helper()
+	return StartRedisT(t).Addr
+}
+
+// StartRedisT is Redis returning the server itself, for a test that needs
+// more than its address, such as its process id.
+func StartRedisT(t testing.TB) *RedisServer {
+	t.Helper()
 	bin := Require(t, "redis-server", RedisInstallHint)
 	srv, err := startRedis(bin, t.TempDir())
 	if err != nil {
@@ -61,10 +68,11 @@ func Redis(t testing.TB) (addr string) {
 			t.Errorf("testenv: %v", err)
 		}
 	})
-	return srv.Addr
+	return srv
 }
 
-// RedisServer is a redis-server process started by StartRedis.
+// RedisServer is a redis-server process started by StartRedis or
+// StartRedisT.
 type RedisServer struct {
 	// Addr is the server's "127.0.0.1:PORT".
 	Addr string
@@ -86,6 +94,10 @@ func StartRedis(dir string) (*RedisServer, error) {
 	}
 	return startRedis(bin, dir)
 }
+
+// PID returns the redis-server's process id, e.g. to read its CPU time
+// from /proc.
+func (s *RedisServer) PID() int { return s.cmd.Process.Pid }
 
 // Stop kills the server and waits for it to exit. It may be called more
 // than once.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -31,11 +32,15 @@ type Command struct {
 	Env []string
 	// Stdin, if not empty, is the command's standard input.
 	Stdin string
+	// Stderr, if set, receives the command's standard error, which is then
+	// not part of Run's output.
+	Stderr io.Writer
 }
 
 // Run runs c in its own process group, killing the group when ctx ends or
-// CommandTimeout passes, and returns its combined stdout and stderr. The
-// error wraps ErrExit for a non-zero exit status.
+// CommandTimeout passes, and returns its combined stdout and stderr (only
+// stdout when c.Stderr is set). The error wraps ErrExit for a non-zero exit
+// status.
 func Run(ctx context.Context, c Command) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
 	defer cancel()
@@ -50,6 +55,9 @@ func Run(ctx context.Context, c Command) (string, error) {
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
+	if c.Stderr != nil {
+		cmd.Stderr = c.Stderr
+	}
 	err := cmd.Run()
 	if err == nil {
 		return out.String(), nil

@@ -23,16 +23,38 @@ func Tool(t testing.TB, name, installHint string) string {
 	return Require(t, name, installHint)
 }
 
+// RepoRoot returns the repository (module) root: the nearest directory
+// above the working directory that holds go.mod. It fails the test if
+// there is none.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	root, ok := repoRoot()
+	if !ok {
+		t.Fatal("testenv: no go.mod above the working directory")
+	}
+	return root
+}
+
 // toolsDir returns <repo root>/.tools/bin, and whether a repository root
 // was found.
 func toolsDir() (string, bool) {
+	root, ok := repoRoot()
+	if !ok {
+		return "", false
+	}
+	return filepath.Join(root, ".tools", "bin"), true
+}
+
+// repoRoot returns the nearest directory above the working directory that
+// holds go.mod, and whether there is one.
+func repoRoot() (string, bool) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", false
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, ".tools", "bin"), true
+			return dir, true
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {

@@ -1,0 +1,11 @@
+package deploytest
+
+import (
+	"testing"
+
+	"github.com/registry-bridge/bridge/internal/testenv"
+)
+
+// TestMain removes the bridge binary that testenv.BuildBridge builds once
+// for the package's tests.
+func TestMain(m *testing.M) { testenv.Main(m) }
