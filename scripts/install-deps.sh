@@ -25,12 +25,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   echo "install-deps: apt-get install ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # Debian starts a package's service on install; the tests start their own
+  # on free ports. Rather than stop services afterwards (which could stop
+  # someone else's redis-server on a shared host), tell invoke-rc.d not to
+  # start any while we install: exit code 101 of policy-rc.d means "action
+  # forbidden". An existing policy-rc.d is the host's own and is left alone.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 0755 "$policy" && made_policy=1
+    trap '[ "$made_policy" = 1 ] && rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  # Debian starts services on install; the tests start their own on free ports.
-  systemctl stop redis-server docker-registry >/dev/null 2>&1 || true
-  pkill -x redis-server >/dev/null 2>&1 || true
-  pkill -x docker-registry >/dev/null 2>&1 || true
+  if [ "$made_policy" = 1 ]; then rm -f "$policy"; made_policy=0; fi
 fi
 
 # Go tools, pinned, built once into .tools/bin; a changed pin rebuilds.
