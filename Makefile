@@ -45,7 +45,7 @@ vet:
 	$(GO) test -count=1 -run TestImportBoundaries ./internal/deps
 
 race:
-	BRIDGE_E2E=1 $(GO) test -count=1 -race -timeout 10m ./store/... ./httpapi/... ./groups/... ./identity/... ./cmd/bridge/...
+	BRIDGE_E2E=1 $(GO) test -count=1 -race -timeout 10m ./store/... ./httpapi/... ./groups/... ./accounts/... ./cmd/bridge/...
 
 ## fuzz-short: a few seconds per fuzz target (make fuzz for longer).
 fuzz-short:

@@ -1,19 +1,20 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,31 @@ type fixture struct {
 	st     *memory.Store
 	now    time.Time
 	pubKey any
+	logs   *syncBuffer
+}
+
+// syncBuffer collects log lines from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
+// lastLog returns the last JSON log line as a map.
+func (f *fixture) lastLog() map[string]any {
+	f.t.Helper()
+	lines := strings.Split(strings.TrimSpace(f.logs.String()), "\n")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		f.t.Fatalf("log line %q: %v", lines[len(lines)-1], err)
+	}
+	return m
 }
 
 var testRules = []groups.Rule{
@@ -47,7 +73,7 @@ var testRules = []groups.Rule{
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	f := &fixture{t: t, now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{}}
 	clock := func() time.Time { return f.now }
 	keyPEM, certPEM, err := tokens.GenerateKey(tokens.AlgES256, "test", f.now)
 	if err != nil {
@@ -78,7 +104,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { f.st.Close() })
 	var err2 error
 	f.srv, err2 = New(Options{
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:       slog.New(slog.NewJSONHandler(f.logs, nil)),
 		Passwords: f.st,
 		Ping:      f.st.Ping,
 		Tokens:    issuer,

@@ -8,16 +8,18 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/oidc"
-	"github.com/registry-bridge/bridge/passwords"
 	"github.com/registry-bridge/bridge/store"
 	"github.com/registry-bridge/bridge/web"
 )
@@ -40,26 +42,23 @@ type SessionStore interface {
 	TakeLoginState(ctx context.Context, state string) (store.LoginState, error)
 }
 
-// AccountStore keeps passwords and users, for the page and the API.
-type AccountStore interface {
-	CreatePassword(ctx context.Context, p store.Password) error
-	GetPassword(ctx context.Context, id string) (store.Password, error)
-	ListPasswords(ctx context.Context, username string) ([]store.Password, error)
-	DeletePassword(ctx context.Context, id string) error
-	GetUser(ctx context.Context, username string) (store.User, error)
-	PutUser(ctx context.Context, u store.User) error
-	TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error)
+// Accounts is the account rules the page and the API call;
+// *accounts.Accounts is one.
+type Accounts interface {
+	Login(ctx context.Context, id oidc.Identity, toks oidc.Tokens) (accounts.Principal, error)
+	Standing(ctx context.Context, person accounts.Principal) (accounts.Standing, error)
+	Mint(ctx context.Context, req accounts.MintRequest) (accounts.Minted, error)
+	Passwords(ctx context.Context, owner accounts.Principal) ([]store.Password, error)
+	Revoke(ctx context.Context, owner accounts.Principal, id string) (store.Password, error)
 }
 
 // LoginOptions turn on the browser login, the page and the JSON API.
 type LoginOptions struct {
 	Provider LoginProvider
 	Sessions SessionStore
-	Accounts AccountStore
-	// Sealer encrypts the provider's refresh tokens at rest.
-	Sealer *oidc.Sealer
-	// Passwords bounds the lifetimes people may choose.
-	Passwords passwords.Config
+	Accounts Accounts
+	// Limits offers the lifetimes people may choose.
+	Limits accounts.Limits
 	// IdleTimeout and MaxAge bound browser sessions.
 	IdleTimeout, MaxAge time.Duration
 	// Registry is the host[:port] people docker login to.
@@ -71,7 +70,7 @@ type LoginOptions struct {
 const (
 	loginStateTTL      = 10 * time.Minute
 	touchEvery         = time.Minute
-	maxNameLen         = 100
+	maxPageFormBytes   = 16 << 10
 	csrfHeader         = "X-CSRF-Token"
 	loginCookie        = "rb_login"
 	sessionCookie      = "rb_session"
@@ -97,7 +96,7 @@ func newUI(s *Server, o *LoginOptions) (*ui, error) {
 	if o.Title == "" {
 		o.Title = "Container registry"
 	}
-	u := &ui{LoginOptions: o, s: s, pages: pages, lifetimes: lifetimeChoices(o.Passwords), secure: strings.HasPrefix(s.realm, "https://"), origin: normalOrigin(s.realm)}
+	u := &ui{LoginOptions: o, s: s, pages: pages, lifetimes: lifetimeChoices(o.Limits), secure: strings.HasPrefix(s.realm, "https://"), origin: normalOrigin(s.realm)}
 	// Logout posts a form that redirects to the provider; Chrome applies
 	// form-action to that redirect, so the provider must be allowed.
 	u.csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https: http:"
@@ -122,8 +121,19 @@ func (u *ui) routes(mux *http.ServeMux) {
 // handlerFunc is a handler that returns its error instead of writing it.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) *httpError
 
-// sessionHandler is a handler for a signed-in user.
-type sessionHandler func(w http.ResponseWriter, r *http.Request, sess store.Session) *httpError
+// sessionHandler is a handler for a signed-in person.
+type sessionHandler func(w http.ResponseWriter, r *http.Request, who signedIn) *httpError
+
+// signedIn is the person behind a request's session, as they count now.
+type signedIn struct {
+	store.Session
+	// Person is the session's principal for account calls.
+	Person accounts.Principal
+	// Standing is their current standing; when StandingErr is set (the
+	// provider cannot confirm their groups right now) it is zero.
+	Standing    accounts.Standing
+	StandingErr error
+}
 
 // page wraps an HTML handler: security headers, and errors as a page.
 func (u *ui) page(h handlerFunc) http.HandlerFunc {
@@ -176,8 +186,10 @@ func (u *ui) logError(r *http.Request, e *httpError) {
 	u.s.log.Log(r.Context(), level, msg, args...)
 }
 
-// session loads the signed-in user's session, checks CSRF on every
-// state-changing request, and keeps the idle timeout sliding.
+// session loads the signed-in person's session, bounds and reads the
+// body of a state-changing request, checks CSRF on it, keeps the idle
+// timeout sliding, and ends the session of a person the identity provider
+// no longer accepts.
 func (u *ui) session(h sessionHandler) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) *httpError {
 		sess, ok, herr := u.currentSession(r)
@@ -192,12 +204,56 @@ func (u *ui) session(h sessionHandler) handlerFunc {
 			return nil
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if !isAPI(r) {
+				if herr := readForm(w, r); herr != nil {
+					return herr
+				}
+			}
 			if herr := u.checkCSRF(r, sess); herr != nil {
 				return herr
 			}
 		}
-		return h(w, r, sess)
+		who, herr := u.signedIn(w, r, sess)
+		if herr != nil {
+			return herr
+		}
+		return h(w, r, who)
 	}
+}
+
+// signedIn returns the session's person as they count now. The session
+// of a person refused, removed or renamed at the provider ends here, on
+// every replica, and they must log in again.
+func (u *ui) signedIn(w http.ResponseWriter, r *http.Request, sess store.Session) (signedIn, *httpError) {
+	who := signedIn{Session: sess, Person: accounts.PersonPrincipal(sess.Subject, sess.Username)}
+	who.Standing, who.StandingErr = u.Accounts.Standing(r.Context(), who.Person)
+	if errors.Is(who.StandingErr, accounts.ErrSuspended) {
+		_ = u.Sessions.DeleteSession(r.Context(), sess.ID)
+		u.clearCookie(w, sessionCookie)
+		return who, &httpError{status: http.StatusUnauthorized, code: "login_required",
+			public: "Your login at " + u.Provider.Name() + " is no longer valid. Log in again.", cause: who.StandingErr}
+	}
+	return who, nil
+}
+
+// readForm reads a page form: application/x-www-form-urlencoded only (no
+// multipart, so nothing is ever spooled to disk), at most
+// maxPageFormBytes, before anything else looks at the body.
+func readForm(w http.ResponseWriter, r *http.Request) *httpError {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return &httpError{status: http.StatusUnsupportedMediaType, code: "invalid_request",
+			public: "send the form as application/x-www-form-urlencoded"}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxPageFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request",
+				public: fmt.Sprintf("the form is larger than %d KiB", maxPageFormBytes>>10), cause: err}
+		}
+		return badRequest("malformed form: %v", err)
+	}
+	return nil
 }
 
 // currentSession returns the session of the request's cookie, if valid.
@@ -240,8 +296,7 @@ func (u *ui) checkCSRF(r *http.Request, sess store.Session) *httpError {
 	}
 	token := r.Header.Get(csrfHeader)
 	if token == "" && !isAPI(r) {
-		r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
-		token = r.PostFormValue("csrf")
+		token = r.PostForm.Get("csrf") // read, bounded, by readForm
 	}
 	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sess.CSRF)) != 1 {
 		return withCause(forbidden, "missing or wrong CSRF token")
@@ -337,12 +392,8 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	case err != nil:
 		return &httpError{status: http.StatusBadRequest, code: "login_failed", public: "The login could not be completed. Start again.", cause: err}
 	}
-	if err := passwords.ValidUsername(id.Username); err != nil {
-		return &httpError{status: http.StatusForbidden, code: "bad_username",
-			public: "Your account's username cannot be used with docker login: " + err.Error(), cause: err}
-	}
-	if herr := u.saveUser(r.Context(), id, toks); herr != nil {
-		return herr
+	if _, err := u.Accounts.Login(r.Context(), id, toks); err != nil {
+		return loginError(err)
 	}
 	// A new session on every login: the cookie value is never reused
 	// (no session fixation), and the old session, if any, is ended.
@@ -352,7 +403,7 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	value := randomToken()
 	now := u.s.now()
 	sess := store.Session{
-		ID: digestHex(value), Subject: id.Subject, Username: id.Username, Email: id.Email, Groups: id.Groups,
+		ID: digestHex(value), Subject: id.Subject, Username: id.Username, Email: id.Email,
 		CSRF: randomToken(), IDToken: toks.IDToken, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: minTime(now.Add(u.MaxAge), now.Add(u.IdleTimeout)),
 	}
@@ -366,86 +417,20 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	return nil
 }
 
-// saveUser records the identity the user's passwords act with. Logging
-// in again lifts a suspension. It holds the user's revalidation lock, so
-// a refresh finishing meanwhile cannot overwrite the new record with an
-// older one.
-func (u *ui) saveUser(ctx context.Context, id oidc.Identity, toks oidc.Tokens) *httpError {
-	taken := func(cause string) *httpError {
+// loginError answers a login the account rules refused.
+func loginError(err error) *httpError {
+	switch {
+	case errors.Is(err, accounts.ErrBadUsername):
+		return &httpError{status: http.StatusForbidden, code: "bad_username",
+			public: "Your account's username cannot be used with docker login (it is empty, too long, or contains ':', '/', white space or control characters). Ask your administrator.", cause: err}
+	case errors.Is(err, accounts.ErrUsernameTaken):
 		return &httpError{status: http.StatusConflict, code: "username_taken",
-			public: "The username " + id.Username + " already belongs to another account here. Ask your administrator.",
-			cause:  errors.New(cause)}
+			public: "Your username already belongs to another account here. Ask your administrator.", cause: err}
 	}
-	unlock := u.lockUser(ctx, id.Username)
-	defer unlock()
-	prev, err := u.Accounts.GetUser(ctx, id.Username)
-	switch {
-	case err == nil && prev.Subject != id.Subject:
-		return taken("username " + id.Username + " held by subject " + prev.Subject)
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return unavailable("user store", err)
-	}
-	// A robot account minted with the CLI owns its username too.
-	existing, err := u.Accounts.ListPasswords(ctx, id.Username)
-	if err != nil {
-		return unavailable("password store", err)
-	}
-	for _, p := range existing {
-		if p.Subject != id.Subject {
-			return taken("username " + id.Username + " has passwords of subject " + p.Subject)
-		}
-	}
-	now := u.s.now()
-	// Passwords can be minted only while this session lives, and live at
-	// most MaxLifetime: the record must outlive every one of them.
-	user := store.User{Username: id.Username, Subject: id.Subject, Email: id.Email, Groups: id.Groups,
-		RevalidatedAt: now, ExpiresAt: now.Add(u.MaxAge + u.Passwords.MaxLifetime)}
-	if prev.ExpiresAt.After(user.ExpiresAt) {
-		user.ExpiresAt = prev.ExpiresAt
-	}
-	switch {
-	case toks.RefreshToken != "":
-		sealed, err := u.Sealer.Seal(toks.RefreshToken, id.Subject)
-		if err != nil {
-			return internal(err)
-		}
-		user.RefreshToken = sealed
-	case prev.Subject == id.Subject && prev.Suspended == "":
-		// This login brought no refresh token (the provider gives one
-		// only on some logins): keep the one that revalidates the
-		// passwords already handed out.
-		user.RefreshToken = prev.RefreshToken
-	}
-	if err := u.Accounts.PutUser(ctx, user); err != nil {
-		return unavailable("user store", err)
-	}
-	return nil
+	return unavailable("user store", err)
 }
 
-// lockUser takes the user's revalidation lock, waiting for a refresh in
-// flight to finish: at most 16s, longer than a revalidation may hold the
-// lock (identity's refresh timeout plus its store writes, 15s by
-// default). If it still cannot, the login goes ahead.
-func (u *ui) lockUser(ctx context.Context, username string) func() {
-	for range 64 {
-		unlock, ok, err := u.Accounts.TryLock(ctx, "revalidate:"+username, 20*time.Second)
-		if err != nil {
-			break
-		}
-		if ok {
-			return unlock
-		}
-		select {
-		case <-ctx.Done():
-			return func() {}
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	u.s.log.WarnContext(ctx, "login: could not take the user's revalidation lock; saving anyway", "user", username)
-	return func() {}
-}
-
-func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess store.Session) *httpError {
+func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess signedIn) *httpError {
 	if err := u.Sessions.DeleteSession(r.Context(), sess.ID); err != nil {
 		return unavailable("session store", err)
 	}

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/groups"
-	"github.com/registry-bridge/bridge/identity"
 	"github.com/registry-bridge/bridge/internal/devidp"
 	"github.com/registry-bridge/bridge/oidc"
 	"github.com/registry-bridge/bridge/passwords"
@@ -47,10 +47,27 @@ type site struct {
 	idp   *devidp.Provider
 	idpTS *httptest.Server
 	st    *memory.Store
+	acc   *accounts.Accounts
 	clock *clock
 }
 
-const revalidateEvery = time.Minute
+const (
+	revalidateEvery = time.Minute
+	maxLive         = 20
+)
+
+// eventually polls cond until it holds, failing the test after 10s: for
+// what background revalidation changes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 func newSite(t *testing.T, allowedGroups ...string) *site {
 	t.Helper()
@@ -108,19 +125,21 @@ func newSite(t *testing.T, allowedGroups ...string) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pwCfg := passwords.Config{}
-	pwCfg.SetDefaults()
+	limits := accounts.Limits{DefaultLifetime: 720 * time.Hour, MaxLifetime: 2160 * time.Hour, MaxLive: maxLive} // the mint rate is tested in accounts
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.acc = accounts.New(accounts.Options{
+		Store: s.st, Provider: prov, Sealer: sealer, Limits: limits,
+		Revalidation:  accounts.Revalidation{Every: revalidateEvery, Grace: time.Hour, Wait: 5 * time.Second},
+		SessionMaxAge: 12 * time.Hour, Log: log, Now: s.clock.Now,
+	})
+	t.Cleanup(s.acc.Close)
 	srv, err := New(Options{
 		Log: log, Passwords: s.st, Ping: s.st.Ping, Tokens: issuerTok,
 		Policy: func() *groups.Policy { return policy }, JWKS: func() any { return issuerTok.JWKS() },
 		Service: testService, PublicURL: s.base, Now: s.clock.Now,
-		Groups: identity.NewRevalidator(identity.Options{
-			Users: s.st, Store: s.st, Provider: prov, Sealer: sealer,
-			Every: revalidateEvery, Grace: time.Hour, Log: log, Now: s.clock.Now,
-		}),
+		Groups: s.acc,
 		Login: &LoginOptions{
-			Provider: prov, Sessions: s.st, Accounts: s.st, Sealer: sealer, Passwords: pwCfg,
+			Provider: prov, Sessions: s.st, Accounts: s.acc, Limits: limits,
 			IdleTimeout: time.Hour, MaxAge: 12 * time.Hour, Registry: "registry.test",
 		},
 	})
@@ -362,8 +381,17 @@ func TestLoginMintUseRevoke(t *testing.T) {
 	if code, _, _ := s.token("alice", ro); code != 200 {
 		t.Fatalf("the other password stopped too: %d", code)
 	}
-	// Revoke all.
-	b.postForm(s.base+"/passwords/revoke-all", url.Values{"csrf": {b.csrf()}})
+	if b.get(s.base + "/?done=revoked"); !strings.Contains(b.body, `id="notice"`) || !strings.Contains(b.body, "was revoked") {
+		t.Errorf("no confirmation after a revoke")
+	}
+	// Revoke all asks first, and changes nothing until confirmed.
+	if resp := b.postForm(s.base+"/passwords/revoke-all", url.Values{"csrf": {b.csrf()}}); resp.StatusCode != 200 || !strings.Contains(b.body, "confirm-revoke-all") {
+		t.Fatalf("revoke-all without confirmation: %d\n%s", resp.StatusCode, b.body)
+	}
+	if code, _, _ := s.token("alice", ro); code != 200 {
+		t.Fatalf("revoke-all revoked before the confirmation: %d", code)
+	}
+	b.postForm(s.base+"/passwords/revoke-all", url.Values{"csrf": {b.csrf()}, "confirm": {"yes"}})
 	if code, _, _ := s.token("alice", ro); code != 401 {
 		t.Fatalf("after revoke-all: %d", code)
 	}
@@ -464,6 +492,15 @@ func TestRevalidationReachesIssuedPasswords(t *testing.T) {
 		t.Fatalf("before revalidation: %v", granted)
 	}
 	s.clock.Advance(revalidateEvery + time.Second)
+	// Due: the first request is answered with the last confirmed groups
+	// at once and starts the refresh; soon every password sees the new.
+	if code, granted, body := s.token("alice", pw1, "repository:team-a/x:push"); code != 200 || strings.Join(granted, "") != "team-a/x:push" {
+		t.Fatalf("while revalidating: %d %v %s", code, granted, body)
+	}
+	eventually(t, "the refreshed groups", func() bool {
+		_, granted, _ := s.token("alice", pw1, "repository:team-a/x:push", "repository:team-b/x:push")
+		return strings.Join(granted, " ") == "team-b/x:push"
+	})
 	for _, pw := range []string{pw1, pw2} {
 		code, granted, body := s.token("alice", pw, "repository:team-a/x:push", "repository:team-b/x:push")
 		if code != 200 || strings.Join(granted, " ") != "team-b/x:push" {
@@ -481,9 +518,21 @@ func TestRevalidationReachesIssuedPasswords(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.clock.Advance(revalidateEvery + time.Second)
-	code, _, body := s.token("alice", pw1, "repository:team-b/x:pull")
+	var code int
+	var body string
+	eventually(t, "the disabled user's refusal", func() bool {
+		code, _, body = s.token("alice", pw1, "repository:team-b/x:pull")
+		return code != 200
+	})
 	if code != 401 || !strings.Contains(body, "log in again at "+s.base) {
 		t.Fatalf("disabled user: %d %s", code, body)
+	}
+	// Their browser session ends too: the page and the API refuse.
+	if resp := b.get(s.base + "/"); resp.StatusCode != 401 || !strings.Contains(b.body, "Log in again") {
+		t.Fatalf("page of a disabled user: %d\n%s", resp.StatusCode, b.body)
+	}
+	if resp := b.get(s.base + "/"); resp.StatusCode != 200 || !strings.Contains(b.body, "Log in") || strings.Contains(b.body, "New app password") {
+		t.Fatalf("the session was not ended: %d", resp.StatusCode)
 	}
 	if code, _, _ := s.token("alice", pw2); code != 401 {
 		t.Fatalf("second password of a disabled user: %d", code)
@@ -743,33 +792,5 @@ func TestLoginRefusesARobotsUsername(t *testing.T) {
 	b.startLogin()
 	if resp := b.submitLogin("alice", "alice-pw"); resp.StatusCode != 409 || !strings.Contains(b.body, "already belongs") {
 		t.Fatalf("login over a robot's username: %d\n%s", resp.StatusCode, b.body)
-	}
-}
-
-// TestReloginWithoutRefreshTokenKeepsRevalidation: a login that brings no
-// refresh token must not switch revalidation off for passwords already out.
-func TestReloginWithoutRefreshTokenKeepsRevalidation(t *testing.T) {
-	now := time.Now()
-	st := memory.New(func() time.Time { return now })
-	defer st.Close()
-	sealer, _ := oidc.RandomSealer()
-	srv := &Server{now: func() time.Time { return now }, log: slog.New(slog.DiscardHandler)}
-	u, err := newUI(srv, &LoginOptions{Accounts: st, Sealer: sealer, MaxAge: time.Hour, Passwords: passwords.Config{MaxLifetime: time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := oidc.Identity{Subject: "sub-1", Username: "alice", Groups: []string{"team-a"}}
-	if herr := u.saveUser(context.Background(), id, oidc.Tokens{RefreshToken: "rt-1"}); herr != nil {
-		t.Fatal(herr)
-	}
-	if herr := u.saveUser(context.Background(), id, oidc.Tokens{}); herr != nil {
-		t.Fatal(herr)
-	}
-	rec, err := st.GetUser(context.Background(), "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt, err := sealer.Open(rec.RefreshToken, "sub-1"); err != nil || rt != "rt-1" {
-		t.Fatalf("refresh token after a login without one: %q, %v", rt, err)
 	}
 }

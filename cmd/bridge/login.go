@@ -8,19 +8,27 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/httpapi"
-	"github.com/registry-bridge/bridge/identity"
 	"github.com/registry-bridge/bridge/oidc"
+	"github.com/registry-bridge/bridge/passwords"
 	"github.com/registry-bridge/bridge/store"
 )
 
-// newLogin wires the browser login and group revalidation when the
-// configuration has an oidc section; without one both are nil and
-// passwords act with the groups they were minted with.
-func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, httpapi.GroupResolver, error) {
+// accountLimits are the minting limits of the passwords section.
+func accountLimits(c passwords.Config) accounts.Limits {
+	return accounts.Limits{DefaultLifetime: c.DefaultLifetime, MaxLifetime: c.MaxLifetime,
+		MaxLive: max(c.MaxPerUser, 0), MintsPerHour: max(c.MintsPerHour, 0)}
+}
+
+// newLogin wires the account rules, and the browser login with group
+// revalidation when the configuration has an oidc section; without one
+// the login options are nil, there are only robots, and passwords act
+// with the groups they were minted with.
+func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, *accounts.Accounts, error) {
 	if cfg.OIDC == nil {
 		log.Info("no oidc section: browser login is off; mint passwords with `bridge passwords create`")
-		return nil, nil, nil
+		return nil, accounts.New(accounts.Options{Store: st, Users: cached, Limits: accountLimits(cfg.Passwords), Log: log}), nil
 	}
 	sealer, err := newSealer(cfg, log)
 	if err != nil {
@@ -37,30 +45,34 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 	}
 	revalidations := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bridge_revalidations_total",
-		Help: "Group revalidations at the identity provider, by result (ok, rejected, unreachable, skipped_locked, error).",
+		Help: "Group revalidations at the identity provider, by result (ok, rejected, unreachable, skipped_locked, busy, error).",
 	}, []string{"result"})
 	reg.MustRegister(revalidations)
-	resolver := identity.NewRevalidator(identity.Options{
-		Users:    cached,
+	acc := accounts.New(accounts.Options{
 		Store:    st,
+		Users:    cached,
 		Provider: provider,
 		Sealer:   sealer,
-		Every:    cfg.Passwords.RevalidateEvery,
-		Grace:    cfg.OIDC.RevalidateGrace,
-		Log:      log,
-		Observe:  func(result string) { revalidations.WithLabelValues(result).Inc() },
+		Limits:   accountLimits(cfg.Passwords),
+		Revalidation: accounts.Revalidation{
+			Every: cfg.Passwords.RevalidateEvery,
+			Grace: cfg.OIDC.RevalidateGrace,
+			Wait:  2 * time.Second,
+		},
+		SessionMaxAge: cfg.OIDC.SessionMaxAge,
+		Log:           log,
+		Observe:       func(result string) { revalidations.WithLabelValues(result).Inc() },
 	})
 	return &httpapi.LoginOptions{
 		Provider:    provider,
 		Sessions:    st,
-		Accounts:    cached,
-		Sealer:      sealer,
-		Passwords:   cfg.Passwords,
+		Accounts:    acc,
+		Limits:      accountLimits(cfg.Passwords),
 		IdleTimeout: cfg.OIDC.SessionIdleTimeout,
 		MaxAge:      cfg.OIDC.SessionMaxAge,
 		Registry:    cfg.UI.RegistryHost,
 		Title:       cfg.UI.Title,
-	}, resolver, nil
+	}, acc, nil
 }
 
 // newSealer returns what encrypts refresh tokens at rest: the key of

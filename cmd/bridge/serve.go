@@ -91,10 +91,15 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	login, resolver, err := newLogin(cfg, st, cached, reg, log)
+	login, acc, err := newLogin(cfg, st, cached, reg, log)
 	if err != nil {
 		cached.Close()
 		return err
+	}
+	defer acc.Close()
+	var resolver httpapi.GroupResolver = acc
+	if login == nil {
+		resolver = nil // only robots: a password's own groups
 	}
 	handler, err := httpapi.New(httpapi.Options{
 		Log:       log,
