@@ -114,7 +114,7 @@ func (d *doctor) checkChallenge(ctx context.Context, r *Report) *challenge {
 	if !ok {
 		r.add(Result{Check: name, Status: StatusFail,
 			Message: fmt.Sprintf("GET /v2/ answered 401 without a Bearer challenge (WWW-Authenticate: %q): the registry uses another authentication (htpasswd?), not token", resp.Header.Get("WWW-Authenticate")),
-			Fixes: []Fix{{SideRegistry, "auth.token", fmt.Sprintf("replace the registry's auth section with token: realm %q, service %q, issuer %q", realm, d.o.Token.Service, d.o.Token.Issuer)}}})
+			Fixes:   []Fix{{SideRegistry, "auth.token", fmt.Sprintf("replace the registry's auth section with token: realm %q, service %q, issuer %q", realm, d.o.Token.Service, d.o.Token.Issuer)}}})
 		return nil
 	}
 	status, msgs, fixes := StatusOK, []string(nil), []Fix(nil)

@@ -37,6 +37,7 @@ func (d *doctor) checkBridge(ctx context.Context, r *Report) {
 		case err != nil:
 			r.add(Result{Check: p.name, Status: StatusWarn, Message: fmt.Sprintf("the bridge is not reachable at %s: %v (is it running? is public_url right?)", u, err),
 				Fixes: []Fix{{SideBridge, "public_url", "set to the URL the bridge is reached at"}}})
+			return // the other paths would say the same
 		case resp.StatusCode == http.StatusOK, p.name == "bridge.token" && resp.StatusCode == http.StatusUnauthorized:
 			r.add(Result{Check: p.name, Status: StatusOK, Message: fmt.Sprintf("%s answered %s", u, resp.Status)})
 		default:
