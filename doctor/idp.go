@@ -18,6 +18,7 @@ type discovery struct {
 	Issuer                string   `json:"issuer"`
 	AuthorizationEndpoint string   `json:"authorization_endpoint"`
 	TokenEndpoint         string   `json:"token_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
 	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
 }
 
@@ -50,8 +51,11 @@ func (d *doctor) checkIdP(ctx context.Context, r *Report) {
 		return
 	}
 	r.add(Result{Check: "idp.discovery", Status: StatusOK, Message: fmt.Sprintf("issuer %q, token endpoint %s", disc.Issuer, disc.TokenEndpoint)})
+	if !d.checkClient(ctx, r, disc) {
+		r.add(Result{Check: "idp.redirect_uri", Status: StatusWarn, Message: "skipped: the provider does not accept the client (see idp.client)"})
+		return
+	}
 	d.checkRedirect(ctx, r, disc)
-	d.checkClient(ctx, r, disc)
 }
 
 // checkRedirect sends an authorization request with the bridge's redirect
@@ -110,22 +114,30 @@ func (d *doctor) checkRedirect(ctx context.Context, r *Report, disc discovery) {
 	}
 }
 
-// checkClient sends a token request with a made-up code: a provider checks
-// the client's credentials first, so invalid_client means they are wrong
-// and invalid_grant that only the code is.
-func (d *doctor) checkClient(ctx context.Context, r *Report, disc discovery) {
+// checkClient authenticates as the client without a browser and reports
+// whether the provider accepted the credentials. It revokes a made-up
+// token at the revocation endpoint when there is one: RFC 7009 §2.1 has the
+// provider authenticate the client first and answer 200 for an unknown
+// token. Without one it sends a token request with a made-up code, which
+// most providers answer invalid_client for wrong credentials and
+// invalid_grant for right ones (some look the code up first and say
+// invalid_grant either way).
+func (d *doctor) checkClient(ctx context.Context, r *Report, disc discovery) bool {
 	const name = "idp.client"
 	secret, err := d.o.OIDC.Secret()
 	if err != nil {
 		r.add(Result{Check: name, Status: StatusFail, Message: err.Error(),
 			Fixes: []Fix{{SideBridge, "oidc.client_secret_file", "point at a readable file holding the client secret"}}})
-		return
+		return false
 	}
-	form := url.Values{
+	endpoint, form := disc.TokenEndpoint, url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {"doctor-" + rand.Text()},
 		"redirect_uri":  {d.o.PublicURL + "/callback"},
 		"code_verifier": {rand.Text() + rand.Text()},
+	}
+	if disc.RevocationEndpoint != "" {
+		endpoint, form = disc.RevocationEndpoint, url.Values{"token": {"doctor-" + rand.Text()}, "token_type_hint": {"refresh_token"}}
 	}
 	post := len(disc.TokenAuthMethods) > 0 && !slices.Contains(disc.TokenAuthMethods, "client_secret_basic") && slices.Contains(disc.TokenAuthMethods, "client_secret_post")
 	if post || secret == "" {
@@ -134,10 +146,10 @@ func (d *doctor) checkClient(ctx context.Context, r *Report, disc discovery) {
 			form.Set("client_secret", secret)
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, disc.TokenEndpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		r.add(Result{Check: name, Status: StatusFail, Message: err.Error()})
-		return
+		return false
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if !post && secret != "" {
@@ -146,26 +158,30 @@ func (d *doctor) checkClient(ctx context.Context, r *Report, disc discovery) {
 	}
 	resp, body, err := d.do(req)
 	if err != nil {
-		r.add(Result{Check: name, Status: StatusFail, Message: fmt.Sprintf("token endpoint unreachable: %v", err)})
-		return
+		r.add(Result{Check: name, Status: StatusFail, Message: fmt.Sprintf("%s unreachable: %v", endpoint, err)})
+		return false
 	}
 	var e struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
 	_ = json.Unmarshal(body, &e)
-	switch e.Error {
-	case "invalid_grant":
-		r.add(Result{Check: name, Status: StatusOK, Message: fmt.Sprintf("client %q and its secret are accepted (the provider refused only doctor's made-up code)", d.o.OIDC.ClientID)})
-	case "invalid_client", "unauthorized_client":
+	switch {
+	case disc.RevocationEndpoint != "" && resp.StatusCode == http.StatusOK:
+		r.add(Result{Check: name, Status: StatusOK, Message: fmt.Sprintf("client %q and its secret are accepted (revoking a made-up token at %s)", d.o.OIDC.ClientID, endpoint)})
+	case e.Error == "invalid_grant":
+		r.add(Result{Check: name, Status: StatusOK, Message: fmt.Sprintf("client %q: the provider refused only doctor's made-up code (invalid_grant), so the id and secret are most likely right", d.o.OIDC.ClientID)})
+	case e.Error == "invalid_client", e.Error == "unauthorized_client", resp.StatusCode == http.StatusUnauthorized:
 		r.add(Result{Check: name, Status: StatusFail,
-			Message: fmt.Sprintf("the provider refuses the client credentials: %s %s", e.Error, e.Description),
+			Message: fmt.Sprintf("the provider refuses the client credentials at %s: %s %s %s", endpoint, resp.Status, e.Error, e.Description),
 			Fixes: []Fix{
 				{SideBridge, "oidc.client_id", "set to the client's id at the provider"},
 				{SideBridge, "oidc.client_secret", "set (or oidc.client_secret_file) to the client's current secret"},
 			}})
+		return false
 	default:
 		r.add(Result{Check: name, Status: StatusWarn,
-			Message: fmt.Sprintf("cannot tell whether the client credentials are right: the token endpoint answered %s %s", resp.Status, excerpt(body))})
+			Message: fmt.Sprintf("cannot tell whether the client credentials are right: %s answered %s %s", endpoint, resp.Status, excerpt(body))})
 	}
+	return true
 }
