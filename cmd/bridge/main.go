@@ -34,6 +34,7 @@ Usage:
   bridge passwords list --config FILE [--user U] [--json]
   bridge passwords revoke --config FILE (ID... | --user U --all)
   bridge policy explain --config FILE (--user U [--groups a,b] | --anonymous) [--read-only] --scope SCOPE...
+  bridge doctor --config FILE --registry URL [--registry-config FILE] [--insecure-skip-tls-verify] [--json]
   bridge version
 
 Every command that takes --config also reads BRIDGE_CONFIG.
@@ -117,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if s == "explain" {
 			return cmdPolicyExplain(a, stdout)
 		}
+	case "doctor":
+		return cmdDoctor(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "bridge %s %s\n", version, buildCommit())
 		return nil
