@@ -13,9 +13,6 @@ type Config struct {
 	DefaultLifetime time.Duration `yaml:"default_lifetime" json:"default_lifetime"`
 	// MaxLifetime caps every password's lifetime. Default 2160h (90 days).
 	MaxLifetime time.Duration `yaml:"max_lifetime" json:"max_lifetime"`
-	// RevalidateEvery is how often a password owner's groups are re-read
-	// from the identity provider. Default 15m.
-	RevalidateEvery time.Duration `yaml:"revalidate_every" json:"revalidate_every"`
 }
 
 // SetDefaults fills unset fields with their defaults.
@@ -25,9 +22,6 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxLifetime == 0 {
 		c.MaxLifetime = 2160 * time.Hour
-	}
-	if c.RevalidateEvery == 0 {
-		c.RevalidateEvery = 15 * time.Minute
 	}
 }
 
@@ -42,9 +36,6 @@ func (c *Config) Validate(prefix string) error {
 	}
 	if c.DefaultLifetime > c.MaxLifetime {
 		errs = append(errs, fmt.Errorf("%s.default_lifetime: %v is longer than max_lifetime %v", prefix, c.DefaultLifetime, c.MaxLifetime))
-	}
-	if c.RevalidateEvery < time.Second {
-		errs = append(errs, fmt.Errorf("%s.revalidate_every: must be at least 1s, got %v", prefix, c.RevalidateEvery))
 	}
 	return errors.Join(errs...)
 }

@@ -74,7 +74,7 @@ func cmdKeysJWKS(args []string, stdout io.Writer) error {
 	if _, err := parseFlags(f, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(*path, useToken)
 	if err != nil {
 		return fmt.Errorf("%s: invalid configuration:\n%w", *path, err)
 	}

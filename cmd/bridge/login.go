@@ -17,7 +17,7 @@ import (
 // newLogin wires the browser login and group revalidation when the
 // configuration has an oidc section; without one both are nil and
 // passwords act with the groups they were minted with.
-func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, httpapi.GroupResolver, error) {
+func newLogin(cfg *loadedConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, httpapi.GroupResolver, error) {
 	if cfg.OIDC == nil {
 		log.Info("no oidc section: browser login is off; mint passwords with `bridge passwords create`")
 		return nil, nil, nil
@@ -27,7 +27,7 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 		return nil, nil, err
 	}
 	provider, err := oidc.New(oidc.Options{
-		Config:      *cfg.OIDC,
+		Config:      cfg.OIDC.Config,
 		RedirectURL: cfg.publicURL() + "/callback",
 		HTTPClient:  &http.Client{Timeout: 10 * time.Second},
 		Log:         log,
@@ -45,8 +45,8 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 		Store:    st,
 		Provider: provider,
 		Sealer:   sealer,
-		Every:    cfg.Passwords.RevalidateEvery,
-		Grace:    cfg.OIDC.RevalidateGrace,
+		Every:    cfg.Revalidation.Every,
+		Grace:    cfg.Revalidation.Grace,
 		Log:      log,
 		Observe:  func(result string) { revalidations.WithLabelValues(result).Inc() },
 	})
@@ -55,9 +55,9 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 		Sessions:    st,
 		Accounts:    cached,
 		Sealer:      sealer,
-		Passwords:   cfg.Passwords,
-		IdleTimeout: cfg.OIDC.SessionIdleTimeout,
-		MaxAge:      cfg.OIDC.SessionMaxAge,
+		Passwords:   cfg.Passwords.Config,
+		IdleTimeout: cfg.Sessions.IdleTimeout,
+		MaxAge:      cfg.Sessions.MaxAge,
 		Registry:    cfg.UI.RegistryHost,
 		Title:       cfg.UI.Title,
 	}, resolver, nil
@@ -67,7 +67,7 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 // oidc.encryption_key_file; else, with Redis, a key derived from the
 // client secret (which a copy of Redis does not hold); else, for the
 // embedded store that forgets everything on restart, a random key.
-func newSealer(cfg *fileConfig, log *slog.Logger) (*oidc.Sealer, error) {
+func newSealer(cfg *loadedConfig, log *slog.Logger) (*oidc.Sealer, error) {
 	switch {
 	case cfg.OIDC.EncryptionKeyFile != "":
 		key, err := oidc.LoadEncryptionKey(cfg.OIDC.EncryptionKeyFile)

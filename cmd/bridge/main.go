@@ -176,7 +176,7 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*path)
+	c, err := loadConfig(*path, useAll)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n", *path)
 		for line := range strings.SplitSeq(err.Error(), "\n") {
@@ -189,6 +189,9 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	if _, err := newIssuer(c, nil); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n  %v\n", *path, err)
 		return errSilent
+	}
+	for _, d := range c.deprecations {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, d)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil

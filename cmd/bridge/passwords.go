@@ -16,8 +16,9 @@ import (
 
 // openSharedStore opens the configured store for a one-shot command. The
 // embedded store lives inside `bridge serve`, so these commands need Redis.
-func openSharedStore(path string) (*fileConfig, store.Store, error) {
-	cfg, err := loadConfig(path)
+// It validates only what these commands use: store, passwords, access.
+func openSharedStore(path string) (*loadedConfig, store.Store, error) {
+	cfg, err := loadConfig(path, useStore|usePasswords|useAccess)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: invalid configuration:\n%w", path, err)
 	}
