@@ -28,7 +28,7 @@ const usage = `bridge — sign in to a container registry with your company's Op
 Usage:
   bridge serve --config FILE
   bridge config check --config FILE
-  bridge keys generate --out DIR [--alg ES256|RS256] [--cn NAME] [--force]
+  bridge keys generate --out DIR [--alg ES256|RS256] [--cn NAME] [--force] [--owner UID[:GID]] [--group GID] [--mode 0600]
   bridge keys jwks --config FILE
   bridge passwords create --config FILE --user U [--groups a,b] [--name N] [--expires 720h] [--read-only]
   bridge passwords list --config FILE [--user U] [--json]
