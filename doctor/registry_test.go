@@ -216,7 +216,7 @@ func TestRegistries(t *testing.T) {
 			}
 			tc.token.Issuer, tc.token.Service, tc.token.SigningKeyFile = issuer, service, ours.key
 			tc.token.SetDefaults()
-			if err := tc.token.Validate(); err != nil {
+			if err := tc.token.Validate("token"); err != nil {
 				t.Fatal(err)
 			}
 			o := doctor.Options{Registry: "http://" + host, PublicURL: publicURL, Token: tc.token, Client: client()}

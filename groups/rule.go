@@ -69,16 +69,23 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 // start with it.
 const ListKey = "access"
 
+// Rules is the configuration file's `access:` list.
+type Rules []Rule
+
 // Validate reports every problem of every rule at once, joined with
-// errors.Join; each is a *FieldError whose path starts with "access[i]".
-// It returns nil when the rules compile.
-func Validate(rules []Rule) error {
+// errors.Join; each is a *FieldError whose path starts with prefix[i]
+// (prefix is normally ListKey, giving "access[2].actions[0]"). It returns
+// nil when the rules compile.
+func (rs Rules) Validate(prefix string) error {
 	var errs []error
-	for i, r := range rules {
-		errs = append(errs, r.validate(fmt.Sprintf("%s[%d]", ListKey, i))...)
+	for i, r := range rs {
+		errs = append(errs, r.validate(fmt.Sprintf("%s[%d]", prefix, i))...)
 	}
 	return errors.Join(errs...)
 }
+
+// Validate is Rules(rules).Validate(ListKey).
+func Validate(rules []Rule) error { return Rules(rules).Validate(ListKey) }
 
 func (r Rule) validate(path string) []error {
 	var errs []error

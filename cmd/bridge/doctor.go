@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/registry-bridge/bridge/doctor"
+	"github.com/registry-bridge/bridge/oidc"
 	redisstore "github.com/registry-bridge/bridge/store/redis"
 )
 
@@ -37,7 +38,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if u, err := url.Parse(*registry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%w: --registry: want http(s)://host[:port], got %q", errUsage, *registry)
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(*path, useAll)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration (fix it first; `bridge config check` prints the same):\n", *path)
 		for line := range strings.SplitSeq(err.Error(), "\n") {
@@ -49,7 +50,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Registry:       *registry,
 		PublicURL:      cfg.publicURL(),
 		Token:          cfg.Token,
-		OIDC:           cfg.OIDC,
+		OIDC:           oidcConfig(cfg),
 		RegistryConfig: *registryConfig,
 		Client:         doctorClient(*insecure),
 	}
@@ -99,4 +100,12 @@ func doctorClient(insecure bool) *http.Client {
 		Timeout:       doctorTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// oidcConfig returns the oidc section, or nil when there is none.
+func oidcConfig(cfg *loadedConfig) *oidc.Config {
+	if cfg.OIDC == nil {
+		return nil
+	}
+	return &cfg.OIDC.Config
 }

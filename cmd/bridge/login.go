@@ -11,31 +11,24 @@ import (
 	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/httpapi"
 	"github.com/registry-bridge/bridge/oidc"
-	"github.com/registry-bridge/bridge/passwords"
 	"github.com/registry-bridge/bridge/store"
 )
-
-// accountLimits are the minting limits of the passwords section.
-func accountLimits(c passwords.Config) accounts.Limits {
-	return accounts.Limits{DefaultLifetime: c.DefaultLifetime, MaxLifetime: c.MaxLifetime,
-		MaxLive: max(c.MaxPerUser, 0), MintsPerHour: max(c.MintsPerHour, 0)}
-}
 
 // newLogin wires the account rules, and the browser login with group
 // revalidation when the configuration has an oidc section; without one
 // the login options are nil, there are only robots, and passwords act
 // with the groups they were minted with.
-func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, *accounts.Accounts, error) {
+func newLogin(cfg *loadedConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, *accounts.Accounts, error) {
 	if cfg.OIDC == nil {
 		log.Info("no oidc section: browser login is off; mint passwords with `bridge passwords create`")
-		return nil, accounts.New(accounts.Options{Store: st, Users: cached, Limits: accountLimits(cfg.Passwords), Log: log}), nil
+		return nil, accounts.New(accounts.Options{Store: st, Users: cached, Limits: cfg.Passwords.Limits(), Log: log}), nil
 	}
 	sealer, err := newSealer(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	provider, err := oidc.New(oidc.Options{
-		Config:      *cfg.OIDC,
+		Config:      cfg.OIDC.Config,
 		RedirectURL: cfg.publicURL() + "/callback",
 		HTTPClient:  &http.Client{Timeout: 10 * time.Second},
 		Log:         log,
@@ -49,17 +42,13 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 	}, []string{"result"})
 	reg.MustRegister(revalidations)
 	acc := accounts.New(accounts.Options{
-		Store:    st,
-		Users:    cached,
-		Provider: provider,
-		Sealer:   sealer,
-		Limits:   accountLimits(cfg.Passwords),
-		Revalidation: accounts.Revalidation{
-			Every: cfg.Passwords.RevalidateEvery,
-			Grace: cfg.OIDC.RevalidateGrace,
-			Wait:  2 * time.Second,
-		},
-		SessionMaxAge: cfg.OIDC.SessionMaxAge,
+		Store:         st,
+		Users:         cached,
+		Provider:      provider,
+		Sealer:        sealer,
+		Limits:        cfg.Passwords.Limits(),
+		Revalidation:  cfg.Revalidation.Revalidation(),
+		SessionMaxAge: cfg.Sessions.MaxAge,
 		Log:           log,
 		Observe:       func(result string) { revalidations.WithLabelValues(result).Inc() },
 	})
@@ -67,9 +56,9 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 		Provider:    provider,
 		Sessions:    st,
 		Accounts:    acc,
-		Limits:      accountLimits(cfg.Passwords),
-		IdleTimeout: cfg.OIDC.SessionIdleTimeout,
-		MaxAge:      cfg.OIDC.SessionMaxAge,
+		Limits:      cfg.Passwords.Limits(),
+		IdleTimeout: cfg.Sessions.IdleTimeout,
+		MaxAge:      cfg.Sessions.MaxAge,
 		Registry:    cfg.UI.RegistryHost,
 		Title:       cfg.UI.Title,
 	}, acc, nil
@@ -79,7 +68,7 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 // oidc.encryption_key_file; else, with Redis, a key derived from the
 // client secret (which a copy of Redis does not hold); else, for the
 // embedded store that forgets everything on restart, a random key.
-func newSealer(cfg *fileConfig, log *slog.Logger) (*oidc.Sealer, error) {
+func newSealer(cfg *loadedConfig, log *slog.Logger) (*oidc.Sealer, error) {
 	switch {
 	case cfg.OIDC.EncryptionKeyFile != "":
 		key, err := oidc.LoadEncryptionKey(cfg.OIDC.EncryptionKeyFile)

@@ -28,7 +28,7 @@ const usage = `bridge — sign in to a container registry with your company's Op
 Usage:
   bridge serve --config FILE
   bridge config check --config FILE
-  bridge keys generate --out DIR [--alg ES256|RS256] [--cn NAME] [--force]
+  bridge keys generate --out DIR [--alg ES256|RS256] [--cn NAME] [--force] [--owner UID[:GID]] [--group GID] [--mode 0600]
   bridge keys jwks --config FILE
   bridge passwords create --config FILE --user U [--groups a,b] [--name N] [--expires 720h] [--read-only]
   bridge passwords list --config FILE [--user U] [--json]
@@ -179,7 +179,7 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*path)
+	c, err := loadConfig(*path, useAll)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n", *path)
 		for line := range strings.SplitSeq(err.Error(), "\n") {
@@ -192,6 +192,9 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	if _, err := newIssuer(c, nil); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n  %v\n", *path, err)
 		return errSilent
+	}
+	for _, d := range c.deprecations {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, d)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return nil

@@ -17,8 +17,9 @@ import (
 
 // openSharedStore opens the configured store for a one-shot command. The
 // embedded store lives inside `bridge serve`, so these commands need Redis.
-func openSharedStore(path string) (*fileConfig, store.Store, error) {
-	cfg, err := loadConfig(path)
+// It validates only what these commands use: store, passwords, access.
+func openSharedStore(path string) (*loadedConfig, store.Store, error) {
+	cfg, err := loadConfig(path, useStore|usePasswords|useAccess)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: invalid configuration:\n%w", path, err)
 	}
@@ -52,7 +53,7 @@ func cmdPasswordsCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer st.Close()
-	acc := accounts.New(accounts.Options{Store: st, Limits: accountLimits(cfg.Passwords)})
+	acc := accounts.New(accounts.Options{Store: st, Limits: cfg.Passwords.Limits()})
 	defer acc.Close()
 	m, err := acc.Mint(ctx, accounts.MintRequest{
 		Owner: accounts.RobotPrincipal(*user), Groups: splitList(*groupList), Name: *name,

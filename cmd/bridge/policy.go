@@ -40,7 +40,7 @@ func cmdPolicyExplain(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(*path, useAccess)
 	if err != nil {
 		return fmt.Errorf("%s: invalid configuration:\n%w", *path, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,18 +35,19 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(*path, useAll)
 	if err != nil {
 		return fmt.Errorf("%s: invalid configuration:\n%w", *path, err)
 	}
 	log, closeLog := newServerLogger(cfg.Log, stderr)
 	defer closeLog()
+	logDeprecations(log, cfg)
 	return serve(ctx, *path, cfg, log)
 }
 
 // openStore returns the configured store. The embedded store is only for
 // `serve`: other commands run in their own process and could not share it.
-func openStore(cfg *fileConfig, log *slog.Logger) (store.Store, error) {
+func openStore(cfg *loadedConfig, log *slog.Logger) (store.Store, error) {
 	if cfg.Store.Redis == nil {
 		return memory.New(time.Now), nil
 	}
@@ -53,13 +55,16 @@ func openStore(cfg *fileConfig, log *slog.Logger) (store.Store, error) {
 }
 
 // newIssuer builds the token issuer from the keys loadConfig read.
-func newIssuer(cfg *fileConfig, now func() time.Time) (*tokens.Issuer, error) {
-	opts := *cfg.tokenOptions
+func newIssuer(cfg *loadedConfig, now func() time.Time) (*tokens.Issuer, error) {
+	if cfg.keys == nil {
+		return nil, errors.New("token: the keys were not loaded (loadConfig without useToken)")
+	}
+	opts := *cfg.keys
 	opts.Now = now
 	return tokens.NewIssuer(opts)
 }
 
-func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) error {
+func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger) error {
 	issuer, err := newIssuer(cfg, time.Now)
 	if err != nil {
 		return err
@@ -163,7 +168,7 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 	return nil
 }
 
-func storeKind(cfg *fileConfig) string {
+func storeKind(cfg *loadedConfig) string {
 	if cfg.Store.Redis != nil {
 		return "redis"
 	}
@@ -174,7 +179,7 @@ func storeKind(cfg *fileConfig) string {
 // changes (internal/filewatch; Kubernetes ConfigMap swaps included). A bad
 // new file keeps the old policy and logs every problem. The watch is in
 // place when watchConfig returns; the returned loop runs until ctx ends.
-func watchConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) func(ctx context.Context) {
+func watchConfig(path string, running *loadedConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) func(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	run := filewatch.Start(path, running.source, hup, log, func(trigger string) {
@@ -186,18 +191,20 @@ func watchConfig(path string, running *fileConfig, current *atomic.Pointer[group
 	}
 }
 
-func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger, why string) {
-	cfg, err := loadConfig(path)
+func reloadConfig(path string, running *loadedConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger, why string) {
+	cfg, err := loadConfig(path, useAll)
 	if err != nil {
 		log.Error("config reload failed; keeping the running configuration", "trigger", why, "err", err.Error())
 		return
 	}
+	logDeprecations(log, cfg)
 	current.Store(cfg.policy)
 	var restart []string
 	for name, pair := range map[string][2]any{
 		"listen": {running.Listen, cfg.Listen}, "public_url": {running.PublicURL, cfg.PublicURL},
 		"tls": {running.TLS, cfg.TLS}, "oidc": {running.OIDC, cfg.OIDC}, "store": {running.Store, cfg.Store},
 		"token": {running.Token, cfg.Token}, "passwords": {running.Passwords, cfg.Passwords},
+		"sessions": {running.Sessions, cfg.Sessions}, "revalidation": {running.Revalidation, cfg.Revalidation},
 		"log": {running.Log, cfg.Log}, "server": {running.Server, cfg.Server}, "ui": {running.UI, cfg.UI},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
@@ -207,5 +214,12 @@ func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[grou
 	log.Info("access rules reloaded", "trigger", why, "rules", len(cfg.Access))
 	if len(restart) > 0 {
 		log.Warn("these sections changed but take effect only after a restart", "sections", restart)
+	}
+}
+
+// logDeprecations warns about each renamed key the file still uses.
+func logDeprecations(log *slog.Logger, cfg *loadedConfig) {
+	for _, d := range cfg.deprecations {
+		log.Warn("deprecated configuration key", "key", d.old, "use", d.new, "see", "README: Migration notes")
 	}
 }

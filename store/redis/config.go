@@ -25,9 +25,6 @@ const (
 	DefaultWriteTimeout = 3 * time.Second
 )
 
-// keyPath prefixes every Validate message with the config file's key path.
-const keyPath = "store.redis."
-
 // Config is the configuration file's `store.redis:` section.
 //
 // One server:
@@ -99,13 +96,17 @@ type target struct {
 	errMessage string // why the URL is invalid; "" when it is not
 }
 
+// KeyPath is the section's key path in the bridge's configuration file,
+// the prefix New validates with.
+const KeyPath = "store.redis"
+
 // Validate reports every problem with c at once, each prefixed with its
-// key path ("store.redis.url: …"). It does no I/O: New reports an
-// unreadable PasswordFile.
-func (c Config) Validate() error {
+// key path under prefix (normally KeyPath, giving "store.redis.url: …").
+// It does no I/O: New reports an unreadable PasswordFile.
+func (c Config) Validate(prefix string) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf(keyPath+key+": "+format, args...))
+		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, key, fmt.Sprintf(format, args...)))
 	}
 
 	t := parseURL(c.URL)

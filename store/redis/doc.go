@@ -6,7 +6,7 @@
 // Usage:
 //
 //	cfg := redis.Config{URL: "redis://127.0.0.1:6379/0"} // the config file's store.redis section
-//	if err := cfg.Validate(); err != nil { ... }          // every problem, with its key path
+//	if err := cfg.Validate("store.redis"); err != nil { ... } // every problem, with its key path
 //	st, err := redis.New(cfg, time.Now, logger)
 //	defer st.Close()
 //	err = st.Ping(ctx)

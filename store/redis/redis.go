@@ -43,7 +43,7 @@ type Store struct {
 // logs to log. It does not contact Redis: call Ping to check the
 // connection.
 func New(cfg Config, now func() time.Time, log *slog.Logger) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(KeyPath); err != nil {
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
 	opts, err := cfg.options()
