@@ -66,6 +66,7 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 	}
 	var current atomic.Pointer[groups.Policy]
 	current.Store(cfg.policy)
+	logRules(log, cfg.Access)
 
 	st, err := openStore(cfg, log)
 	if err != nil {
@@ -200,6 +201,7 @@ func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[grou
 		}
 	}
 	log.Info("access rules reloaded", "trigger", why, "rules", len(cfg.Access))
+	logRules(log, cfg.Access)
 	if len(restart) > 0 {
 		log.Warn("these sections changed but take effect only after a restart", "sections", restart)
 	}
