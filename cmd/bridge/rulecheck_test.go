@@ -253,4 +253,3 @@ func TestExampleRulesCannotBeSquatted(t *testing.T) {
 		t.Errorf("Lint of the example rules: %v", fs)
 	}
 }
-
