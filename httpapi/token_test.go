@@ -299,8 +299,8 @@ func TestTokenScopes(t *testing.T) {
 	ro, _ := f.mint("reader", []string{"team-a"}, true)
 
 	t.Run("repeated and space-joined agree", func(t *testing.T) {
-		a := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull&scope=repository:alice/y:push,pull", basic("alice", alice)))
-		b := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull%20repository:alice/y:push,pull", basic("alice", alice)))
+		a := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull&scope=repository:users/alice/y:push,pull", basic("alice", alice)))
+		b := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull%20repository:users/alice/y:push,pull", basic("alice", alice)))
 		if !reflect.DeepEqual(a.access, b.access) || len(a.access) != 2 {
 			t.Fatalf("%v vs %v", a.access, b.access)
 		}
