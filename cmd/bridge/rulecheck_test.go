@@ -2,12 +2,14 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/registry-bridge/bridge/groups"
+	"github.com/registry-bridge/bridge/internal/yamlconf"
 	"github.com/registry-bridge/bridge/scope"
 )
 
@@ -252,4 +254,40 @@ func TestExampleRulesCannotBeSquatted(t *testing.T) {
 	if fs := groups.Lint(c.Access); len(fs) != 0 {
 		t.Errorf("Lint of the example rules: %v", fs)
 	}
+}
+
+// TestServeLogsSquattableRules: serve keeps serving rules config check
+// refuses, and says so at start and at every reload.
+func TestServeLogsSquattableRules(t *testing.T) {
+	var rules []groups.Rule
+	if err := yamlDecodeAccess(squattableAccess, &rules); err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	logRules(slog.New(slog.NewTextHandler(&buf, nil)), rules)
+	out := buf.String()
+	for _, want := range []string{
+		"level=WARN",
+		"serving it anyway",
+		"example_username=public",
+		`access[2] \"${username}/**\" (users *) overlaps access[3] \"public/**\"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	buf.Reset()
+	logRules(slog.New(slog.NewTextHandler(&buf, nil)), nil)
+	if buf.Len() != 0 {
+		t.Errorf("no rules, log %q", buf.String())
+	}
+}
+
+func yamlDecodeAccess(text string, rules *[]groups.Rule) error {
+	var c struct {
+		Access []groups.Rule `yaml:"access"`
+	}
+	err := yamlconf.Decode([]byte(text), &c, os.LookupEnv)
+	*rules = c.Access
+	return err
 }
