@@ -41,7 +41,7 @@ const (
 
 // bridgeConfig is the bridge's configuration file; %s are the listen
 // address (twice), the Redis address, the keys directory and the log level.
-// The access rules are CONTRACT.md's example.
+// The access rules, appended, are deploy/examples/bridge.yaml's.
 const bridgeConfig = `listen: %[1]s
 public_url: http://%[1]s
 store:
@@ -52,20 +52,6 @@ token:
   service: ` + service + `
   lifetime: 5m
   signing_key_file: %[3]s/signing.key
-access:
-  - groups: [registry-admins]
-    repositories: ["**"]
-    actions: [pull, push, delete]
-    catalog: true
-  - groups: [team-a]
-    repositories: ["team-a/**"]
-    actions: [pull, push]
-  - users: ["*"]
-    repositories: ["${username}/**"]
-    actions: [pull, push, delete]
-  - anonymous: true
-    repositories: ["public/**"]
-    actions: [pull]
 log:
   level: %[4]s
   format: json
@@ -227,7 +213,7 @@ func startBridges(b *testing.B, dir, redisAddr string) []*target {
 	for _, level := range []string{"warn", "info"} {
 		addr := freeAddr(b)
 		config := filepath.Join(dir, "bridge-"+level+".yaml")
-		if err := os.WriteFile(config, fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, level), 0o600); err != nil {
+		if err := os.WriteFile(config, append(fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, level), testenv.ExampleAccess(b)...), 0o600); err != nil {
 			b.Fatal(err)
 		}
 		if password == "" {

@@ -44,7 +44,7 @@ type demo struct {
 }
 
 // startDemo runs scripts/demo.sh the way `make demo` does, with
-// passwords.revalidate_every set to revalidate, and returns once it has
+// revalidation.every set to revalidate, and returns once it has
 // printed its ready line.
 func startDemo(t *testing.T, revalidate string) *demo {
 	t.Helper()

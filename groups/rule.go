@@ -46,6 +46,11 @@ type Rule struct {
 	Actions []string `yaml:"actions" json:"actions"`
 	// Catalog also grants registry:catalog:*, the repository listing.
 	Catalog bool `yaml:"catalog,omitempty" json:"catalog,omitempty"`
+	// AllowOverlap accepts, for this rule, the overlaps Lint reports
+	// between a username-keyed pattern and another rule's namespace: set
+	// it on either rule when the overlap is deliberate. It changes no
+	// grant.
+	AllowOverlap bool `yaml:"allow_overlap,omitempty" json:"allow_overlap,omitempty"`
 }
 
 // ErrInvalid is matched (errors.Is) by every problem Validate reports.

@@ -320,7 +320,7 @@ func TestLoginMintUseRevoke(t *testing.T) {
 		t.Fatalf("signed-out page lacks the login button:\n%s", b.body)
 	}
 	b.login("alice", "alice-pw")
-	for _, want := range []string{"team-a", "<code>team-a/**</code> — pull, push", "<code>alice/**</code>", "You have no app passwords"} {
+	for _, want := range []string{"team-a", "<code>team-a/**</code> — pull, push", "<code>users/alice/**</code>", "You have no app passwords"} {
 		if !strings.Contains(b.body, want) {
 			t.Errorf("index lacks %q", want)
 		}

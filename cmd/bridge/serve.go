@@ -71,6 +71,7 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 	}
 	var current atomic.Pointer[groups.Policy]
 	current.Store(cfg.policy)
+	logRules(log, cfg.Access)
 
 	st, err := openStore(cfg, log)
 	if err != nil {
@@ -212,6 +213,7 @@ func reloadConfig(path string, running *loadedConfig, current *atomic.Pointer[gr
 		}
 	}
 	log.Info("access rules reloaded", "trigger", why, "rules", len(cfg.Access))
+	logRules(log, cfg.Access)
 	if len(restart) > 0 {
 		log.Warn("these sections changed but take effect only after a restart", "sections", restart)
 	}
