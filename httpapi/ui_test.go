@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,12 @@ type site struct {
 	st    *memory.Store
 	acc   *accounts.Accounts
 	clock *clock
+	// hang makes the provider accept requests and never answer; hangs
+	// counts the requests held so.
+	hang  atomic.Bool
+	hangs atomic.Int32 // requests held, in all
+	held  atomic.Int32 // requests held now
+	hung  chan struct{}
 }
 
 const (
@@ -90,9 +97,27 @@ func newSite(t *testing.T, allowedGroups ...string) *site {
 		t.Fatal(err)
 	}
 	s.idp = idp
-	idpTS.Config.Handler = idp.Handler()
+	s.hung = make(chan struct{})
+	h := idp.Handler()
+	idpTS.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.hang.Load() {
+			// Accept and never answer (until the test ends). The body is
+			// read so that the server notices a client that gives up.
+			_, _ = io.Copy(io.Discard, r.Body)
+			s.hangs.Add(1)
+			s.held.Add(1)
+			defer s.held.Add(-1)
+			select {
+			case <-s.hung:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 	idpTS.Start()
 	t.Cleanup(idpTS.Close)
+	t.Cleanup(func() { close(s.hung) }) // before idpTS.Close, which waits for held requests
 	s.idpTS = idpTS
 
 	keyPEM, _, err := tokens.GenerateKey(tokens.AlgES256, "test", time.Now())
@@ -561,6 +586,37 @@ func TestRevalidationProviderDown(t *testing.T) {
 	s.clock.Advance(time.Hour + time.Minute)
 	if code, _, body := s.token("alice", pw, "repository:team-a/x:pull"); code != 503 {
 		t.Fatalf("beyond the grace period: %d %s (want 503: fail closed, not 401)", code, body)
+	}
+}
+
+// TestHungProviderIsNotOnTheTokenPath: with the provider accepting
+// connections and never answering, token requests of a person whose
+// groups are due are answered at once with the last confirmed groups.
+func TestHungProviderIsNotOnTheTokenPath(t *testing.T) {
+	s := newSite(t)
+	b := s.browser()
+	b.login("alice", "alice-pw")
+	pw := b.mint("one", false)
+	s.hang.Store(true)
+	s.clock.Advance(revalidateEvery + time.Second)
+	if code, granted, body := s.token("alice", pw, "repository:team-a/x:pull"); code != 200 || len(granted) != 1 {
+		t.Fatalf("first request while the provider hangs: %d %v %s", code, granted, body)
+	}
+	eventually(t, "the refresh to reach the provider", func() bool { return s.hangs.Load() >= 1 })
+	for i := range 5 {
+		// Each answer comes while the refresh is still held by the
+		// provider (a request that waited for it would return only
+		// after the provider call gave up, and so let go of it).
+		code, granted, body := s.token("alice", pw, "repository:team-a/x:pull")
+		if code != 200 || len(granted) != 1 {
+			t.Fatalf("request %d while the provider hangs: %d %v %s", i, code, granted, body)
+		}
+		if s.held.Load() != 1 {
+			t.Fatalf("request %d returned after the provider call ended: it waited for the provider", i)
+		}
+	}
+	if n := s.hangs.Load(); n != 1 {
+		t.Errorf("%d refreshes held by the provider, want 1 (one per user)", n)
 	}
 }
 
