@@ -212,6 +212,9 @@ func (c Config) options() (*goredis.UniversalOptions, error) {
 // options) point at, and the config keys that set them. Nothing it
 // returns holds a password.
 func (c Config) describe(addrs []string) (where, check string) {
+	// The section's place in the bridge's configuration file, where New
+	// is always called from.
+	const keyPath = "store.redis."
 	var keys []string
 	if c.URL != "" {
 		keys = append(keys, keyPath+"url")
