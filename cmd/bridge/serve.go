@@ -86,13 +86,19 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 	if cfg.Store.Redis == nil {
 		log.Warn("using the embedded in-memory store: passwords are lost on restart and only ONE bridge instance may run; configure store.redis for production")
 	}
-	// The cache closes the store behind it.
+	// The cache closes the store behind it. A store that is down at
+	// start is not fatal (a crash loop would not bring it back): the cache
+	// logs it once, keeps subscribing in the background, and /readyz
+	// answers 503 until it is subscribed.
+	if cfg.Store.Redis != nil {
+		redisstore.RouteLibraryLog(log)
+	}
 	cached := cache.New(st, cache.Options{Now: time.Now, Log: log})
 	defer cached.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := cached.Start(ctx); err != nil {
-		return fmt.Errorf("store: watch invalidations: %w", err)
+		log.Warn("starting without the store; it is retried in the background", "store", storeKind(cfg))
 	}
 
 	reg := prometheus.NewRegistry()
@@ -110,7 +116,7 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 	handler, err := httpapi.New(httpapi.Options{
 		Log:       log,
 		Passwords: cached,
-		Ping:      st.Ping,
+		Ping:      cached.Ready,
 		Tokens:    issuer,
 		Policy:    current.Load,
 		JWKS:      func() any { return issuer.JWKS() },

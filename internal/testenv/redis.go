@@ -71,6 +71,24 @@ func StartRedisT(t testing.TB) *RedisServer {
 	return srv
 }
 
+// StartRedisAtT is StartRedisT on a port the caller chose, for a test
+// that brings Redis up, or back, where a bridge already looks for it. The
+// port must be free; the test fails if redis-server cannot bind it.
+func StartRedisAtT(t testing.TB, port int) *RedisServer {
+	t.Helper()
+	bin := Require(t, "redis-server", RedisInstallHint)
+	srv, err := startRedisOn(bin, t.TempDir(), port)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("testenv: %v", err)
+		}
+	})
+	return srv
+}
+
 // RedisServer is a redis-server process started by StartRedis or
 // StartRedisT.
 type RedisServer struct {

@@ -109,7 +109,7 @@ func TestLocalUserWritesInvalidateAtOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, Options{}) // not started: no events
+			f := newFixture(t, Options{})
 			f.putUser(t, "alice", time.Hour, "team-a")
 			f.putUser(t, "bob", time.Hour, "team-a")
 			for _, name := range []string{"alice", "bob"} {
@@ -146,10 +146,6 @@ func TestUserEventsInvalidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, Options{})
-			f.spy.muted = true // PutUser's own events would race with the one delivered
-			if err := f.cache.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
 			for _, name := range []string{"alice", "bob"} {
 				f.putUser(t, name, time.Hour)
 				if _, err := f.getUser(t, name); err != nil {
@@ -171,10 +167,6 @@ func TestUserEventsInvalidate(t *testing.T) {
 
 func TestUserInvalidationDuringLookupIsNotCached(t *testing.T) {
 	f := newFixture(t, Options{})
-	f.spy.muted = true // PutUser's own event would race with the one delivered
-	if err := f.cache.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	f.putUser(t, "alice", time.Hour)
 	var once sync.Once
 	f.spy.beforeGet = func(string) {
@@ -320,6 +312,9 @@ func BenchmarkCacheGetUserParallel(b *testing.B) {
 	mem := memory.New(time.Now)
 	c := New(mem, Options{})
 	defer c.Close()
+	if err := c.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("user%d", i)

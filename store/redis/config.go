@@ -209,6 +209,32 @@ func (c Config) options() (*goredis.UniversalOptions, error) {
 	return o, nil
 }
 
+// describe names, for error messages, the server(s) that addrs (from
+// options) point at, and the config keys that set them. Nothing it
+// returns holds a password.
+func (c Config) describe(addrs []string) (where, check string) {
+	// The section's place in the bridge's configuration file, where New
+	// is always called from.
+	const keyPath = "store.redis."
+	var keys []string
+	if c.URL != "" {
+		keys = append(keys, keyPath+"url")
+	}
+	if len(c.Addrs) > 0 {
+		keys = append(keys, keyPath+"addrs")
+	}
+	switch {
+	case c.MasterName != "":
+		where = fmt.Sprintf("sentinel %s (master %q)", strings.Join(addrs, ", "), c.MasterName)
+		keys = append(keys, keyPath+"master_name")
+	case c.Cluster || len(c.Addrs) > 0:
+		where = "cluster " + strings.Join(addrs, ", ")
+	default:
+		where = strings.Join(addrs, ", ")
+	}
+	return where, strings.Join(keys, ", ")
+}
+
 // parseURL parses the url key. Its error messages never repeat the URL,
 // which may hold a password.
 func parseURL(raw string) target {

@@ -81,9 +81,15 @@
 // # Watch
 //
 // Watch SUBSCRIBEs to both event channels and returns once Redis confirms
-// both. go-redis reconnects and re-subscribes on its own after a lost
-// connection; because events published meanwhile are lost, every
-// re-subscription is delivered as one store.Reset.
+// both, or fails after the dial plus read timeout. go-redis reconnects and
+// re-subscribes on its own after a lost connection; because events
+// published meanwhile are lost, every re-subscription is delivered as one
+// store.Reset. A Watch that failed is not retried here: store/cache retries
+// with back-off.
+//
+// Errors from Ping and Watch name the server and the config keys that
+// point at it ("redis store: ping: 127.0.0.1:6379 unreachable: dial tcp
+// …: connection refused; check store.redis.url"), never a password.
 //
 // # Memory
 //
