@@ -22,7 +22,7 @@
 //   - TouchPassword never blocks on I/O: it records the latest time per
 //     password, and a background goroutine writes them every TouchInterval.
 //     Close writes what is pending.
-//   - Everything else — sessions, login states, locks, lists — is passed
+//   - Everything else — sessions, locks, lists — is passed
 //     through.
 //   - Close closes the next store too: the Cache owns it.
 //
