@@ -57,7 +57,7 @@ type Tokens struct {
 }
 
 // LoginState is kept by the caller between AuthURL and Exchange, bound to
-// the browser, and used once.
+// the browser, and used once; Sealer.SealLogin lets the browser carry it.
 type LoginState struct {
 	State    string
 	Nonce    string

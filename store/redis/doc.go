@@ -1,5 +1,5 @@
 // Package redis is the store.Store that bridge replicas share: it keeps app
-// passwords, browser sessions, logins in flight, users and locks in Redis
+// passwords, browser sessions, users and locks in Redis
 // (a single server, Sentinel or Cluster, through one go-redis
 // UniversalClient). It is the only package that imports go-redis.
 //
