@@ -125,16 +125,6 @@ type Store interface {
 	// error.
 	DeleteSession(ctx context.Context, id string) error
 
-	// PutLoginState stores st under st.State until st.ExpiresAt. It fails
-	// with ErrAlreadyExists if the state is taken, and with another error
-	// if st has no State or its ExpiresAt is not in the future.
-	PutLoginState(ctx context.Context, st LoginState) error
-	// TakeLoginState returns and removes the login state in one atomic
-	// step, so that of any number of concurrent calls at most one
-	// succeeds. It returns ErrNotFound if there is none, it was taken
-	// already, or it has expired.
-	TakeLoginState(ctx context.Context, state string) (LoginState, error)
-
 	// GetUser returns the user username, or ErrNotFound if there is none
 	// or the record has expired.
 	GetUser(ctx context.Context, username string) (User, error)

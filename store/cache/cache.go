@@ -537,16 +537,6 @@ func (c *Cache) DeleteSession(ctx context.Context, id string) error {
 	return c.next.DeleteSession(ctx, id)
 }
 
-// PutLoginState delegates to the next store.
-func (c *Cache) PutLoginState(ctx context.Context, st store.LoginState) error {
-	return c.next.PutLoginState(ctx, st)
-}
-
-// TakeLoginState delegates to the next store.
-func (c *Cache) TakeLoginState(ctx context.Context, state string) (store.LoginState, error) {
-	return c.next.TakeLoginState(ctx, state)
-}
-
 // TryLock delegates to the next store.
 func (c *Cache) TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error) {
 	return c.next.TryLock(ctx, name, ttl)

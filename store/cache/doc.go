@@ -34,7 +34,7 @@
 //     Close writes what is pending. The cache's own lookups show a touch
 //     at once; other processes see it after the write (the store contract
 //     allows this: see store.Store's TouchPassword).
-//   - Everything else — sessions, login states, locks, lists — is passed
+//   - Everything else — sessions, locks, lists — is passed
 //     through.
 //   - Close closes the next store too: the Cache owns it.
 //

@@ -204,7 +204,7 @@ func TestMaxUserEntries(t *testing.T) {
 	}
 }
 
-// TestPassThrough: sessions, login states and locks go straight to the
+// TestPassThrough: sessions and locks go straight to the
 // next store, uncached.
 func TestPassThrough(t *testing.T) {
 	f := newFixture(t, Options{})
@@ -229,16 +229,6 @@ func TestPassThrough(t *testing.T) {
 	}
 	if _, err := f.mem.GetSession(ctx, "s"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("next store's session after DeleteSession = %v, want ErrNotFound", err)
-	}
-
-	if err := f.cache.PutLoginState(ctx, store.LoginState{State: "st", ExpiresAt: now.Add(time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.mem.TakeLoginState(ctx, "st"); err != nil {
-		t.Fatalf("next store's TakeLoginState = %v", err)
-	}
-	if _, err := f.cache.TakeLoginState(ctx, "st"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("TakeLoginState through the cache after a take = %v, want ErrNotFound", err)
 	}
 
 	unlock, ok, err := f.cache.TryLock(ctx, "l", time.Minute)

@@ -1,5 +1,5 @@
 // Package redis is the store.Store that bridge replicas share: it keeps app
-// passwords, browser sessions, logins in flight, users and locks in Redis
+// passwords, browser sessions, users and locks in Redis
 // (a single server, Sentinel or Cluster, through one go-redis
 // UniversalClient). It is the only package that imports go-redis.
 //
@@ -26,8 +26,6 @@
 //	                        as created (JSON), fields seen and exp its
 //	                        LastSeenAt and ExpiresAt in Unix ms, which
 //	                        override v's; the key expires at exp
-//	P + "login:" + state    string: a login in flight (JSON); the key expires
-//	                        at its ExpiresAt (SET … NX)
 //	P + "account:" + name   string: a user record (JSON); the key expires at
 //	                        its ExpiresAt. ("user:" is the password index.)
 //	P + "lock:" + name      string: a TryLock's random token; the key
@@ -37,7 +35,7 @@
 //	P + "events:user"       pub/sub channel: a username is PUBLISHed when
 //	                        its user record is written or deleted
 //
-// Sessions, login states and users are JSON: they are read once per
+// Sessions and users are JSON: they are read once per
 // browser request or per cache miss, not per token, and are not under the
 // password records' memory budget.
 //
@@ -69,8 +67,6 @@
 //     hash. Create refuses a live session (by the Store's clock); touch
 //     writes seen and exp together and moves the key's expiry, unless the
 //     new seen is earlier; it never creates a key.
-//   - TakeLoginState: GETDEL, so of concurrent takes exactly one gets the
-//     record.
 //   - PutUser and DeleteUser: SET (or DEL), then PUBLISH once the write
 //     is acknowledged, so that no cache re-reads the old record after the
 //     event.

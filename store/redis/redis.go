@@ -86,7 +86,6 @@ type keys struct{ prefix string }
 func (k keys) password(id string) string  { return k.prefix + "pw:" + id }
 func (k keys) user(name string) string    { return k.prefix + "user:" + name }
 func (k keys) session(id string) string   { return k.prefix + "sess:" + id }
-func (k keys) login(state string) string  { return k.prefix + "login:" + state }
 func (k keys) account(name string) string { return k.prefix + "account:" + name }
 func (k keys) lock(name string) string    { return k.prefix + "lock:" + name }
 func (k keys) events() string             { return k.prefix + "events" }
