@@ -232,6 +232,23 @@ func startBridges(b *testing.B, dir, redisAddr string) []*target {
 		}
 		bridges = append(bridges, &target{name: name, url: "http://" + addr + tokenQuery, password: password, pid: p.PID()})
 	}
+	// BENCH_BASELINE_BIN, a bridge binary built from an earlier commit,
+	// runs beside them with the audit log on (the production default), so
+	// a change on the token path is measured before and after in one run.
+	if bin := os.Getenv("BENCH_BASELINE_BIN"); bin != "" {
+		addr := freeAddr(b)
+		config := filepath.Join(dir, "bridge-baseline.yaml")
+		if err := os.WriteFile(config, append(fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, "info"), testenv.ExampleAccess(b)...), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		p := testenv.Start(b, testenv.Cmd{
+			Name:     "bridge-baseline",
+			Path:     bin,
+			Args:     []string{"serve", "--config", config},
+			ReadyURL: "http://" + addr + "/readyz",
+		})
+		bridges = append(bridges, &target{name: "baseline (audit on)", url: "http://" + addr + tokenQuery, password: password, pid: p.PID()})
+	}
 	return bridges
 }
 
