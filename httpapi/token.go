@@ -124,17 +124,20 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 	policy := s.policy()
 	granted := policy.Grant(subject, req.scopes)
 	access := make([]scope.Scope, 0, len(granted))
-	short := false
+	var short []scope.Scope
 	for i, g := range granted {
 		if len(g.Actions) > 0 {
 			access = append(access, g)
 		}
-		short = short || len(g.Actions) < len(req.scopes[i].Actions)
+		if len(g.Actions) < len(req.scopes[i].Actions) && len(short) < maxExplained {
+			short = append(short, req.scopes[i])
+		}
 	}
-	if short {
+	if len(short) > 0 {
 		// Rare next to full grants, so the reasons are worked out only
-		// then: the same words as `bridge policy explain`.
-		s.explainDenial(policy, subject, req.scopes, ev)
+		// then, for a bounded number of scopes: the same words as
+		// `bridge policy explain`.
+		s.explainDenial(policy, subject, short, ev)
 	}
 	ev.granted = access
 	tok, err := s.tokens.Issue(subject.Username, access)
@@ -170,6 +173,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 	return nil
 }
 
+// maxExplained bounds the scopes a refusal explains: Explain costs more
+// than Grant, and anyone, signed in or not, can ask for refused scopes.
+const maxExplained = 8
+
 // explainDenial records, for each requested scope not wholly granted, the
 // refused actions and the reason.
 func (s *Server) explainDenial(policy *groups.Policy, subject groups.Subject, requested []scope.Scope, ev *tokenEvent) {
@@ -184,10 +191,6 @@ func (s *Server) explainDenial(policy *groups.Policy, subject groups.Subject, re
 			ev.reason = "read_only"
 		}
 		ev.denied = append(ev.denied, truncate(d.Reason, 300))
-		if len(ev.denied) == 8 {
-			ev.denied = append(ev.denied, "…")
-			break
-		}
 	}
 }
 
@@ -358,9 +361,9 @@ func (s *Server) audit(r *http.Request, ev *tokenEvent, herr *httpError) {
 	}
 	if herr != nil {
 		// The explanation the client got, and the cause it did not.
-		attrs = append(attrs, slog.String("error", herr.public))
+		attrs = append(attrs, slog.String("error", logSafe(herr.public, maxLoggedScopes)))
 		if herr.cause != nil {
-			attrs = append(attrs, slog.String("cause", herr.cause.Error()))
+			attrs = append(attrs, slog.String("cause", logSafe(herr.cause.Error(), maxLoggedScopes)))
 		}
 	}
 	s.log.LogAttrs(r.Context(), level, "token", attrs...)
