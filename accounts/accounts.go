@@ -78,8 +78,11 @@ func PersonPrincipal(subject, username string) Principal {
 
 // OwnerOf returns the principal a password record acts for.
 func OwnerOf(p store.Password) Principal {
-	if p.CreatedBy == store.CreatedByCLI {
+	switch p.CreatedBy {
+	case store.CreatedByCLI:
 		return Principal{Kind: Robot, Subject: p.Subject, Username: p.Username}
+	case store.CreatedByWorkload:
+		return Principal{Kind: Workload, Subject: p.Subject, Username: p.Username}
 	}
 	return Principal{Kind: Person, Subject: p.Subject, Username: p.Username}
 }
@@ -157,6 +160,9 @@ type Options struct {
 	SessionMaxAge time.Duration
 	Log           *slog.Logger
 	Now           func() time.Time
+	// WorkloadPrefixes maps each workload issuer's name to its username
+	// prefix: its namespace, which people and robots cannot enter.
+	WorkloadPrefixes map[string]string
 	// Observe, if set, counts revalidation results: "ok", "rejected",
 	// "unreachable", "skipped_locked", "busy", "error".
 	Observe func(result string)
@@ -239,6 +245,9 @@ func ValidUsername(u string) error {
 // It returns nil when subject may act under username, ErrUsernameTaken
 // when another principal owns it.
 func (a *Accounts) claim(ctx context.Context, username, subject string) error {
+	if err := a.checkReserved(username, subject); err != nil {
+		return err
+	}
 	u, err := a.o.Store.GetUser(ctx, username)
 	switch {
 	case err == nil && u.Subject != subject:
