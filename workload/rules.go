@@ -33,9 +33,9 @@ type issuerRules struct {
 }
 
 type claimRule struct {
-	claim, value string       // claim + required_value form
-	prog         cel.Program  // expression form
-	text, msg    string       // for logs and explain
+	claim, value string      // claim + required_value form
+	prog         cel.Program // expression form
+	text, msg    string      // for logs and explain
 }
 
 type userRule struct {

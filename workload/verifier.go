@@ -97,11 +97,11 @@ type Options struct {
 // Verifier checks workload tokens against the trusted issuers. Safe for
 // concurrent use.
 type Verifier struct {
-	o       Options
-	byURL   map[string]*issuer
-	byName  map[string]*issuer
-	names   []string
-	cache   *cache
+	o      Options
+	byURL  map[string]*issuer
+	byName map[string]*issuer
+	names  []string
+	cache  *cache
 }
 
 type issuer struct {
@@ -112,11 +112,11 @@ type issuer struct {
 	verifier *oidc.IDTokenVerifier
 	timeout  time.Duration
 
-	mu        sync.Mutex
-	ready     bool
-	inflight  chan struct{}
-	nextTry   time.Time
-	lastErr   error
+	mu       sync.Mutex
+	ready    bool
+	inflight chan struct{}
+	nextTry  time.Time
+	lastErr  error
 }
 
 // New compiles c (see Config.Validate) and returns a Verifier. No issuer
