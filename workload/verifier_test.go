@@ -342,3 +342,15 @@ func TestRefreshTokenOncePerToken(t *testing.T) {
 		t.Fatalf("records %+v", list)
 	}
 }
+
+func TestLooksLikeJWT(t *testing.T) {
+	w := newWorld(t)
+	if !LooksLikeJWT(w.gh.sign(githubClaims(w.env))) {
+		t.Error("a signed token does not look like one")
+	}
+	for _, s := range []string{"rbp_aaaaaaaaaaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "rbr_x_y", "eyJ", "eyJ.a", "eyJa.b.c.d", "hunter2", ""} {
+		if LooksLikeJWT(s) {
+			t.Errorf("LooksLikeJWT(%q)", s)
+		}
+	}
+}

@@ -76,3 +76,50 @@ func TestWorkloadsSection(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyExplainClaims(t *testing.T) {
+	dir := t.TempDir()
+	writeKeys(t, dir)
+	section := strings.Replace(workloadsSection, "      certificate_authority_file: ca/roots.pem\n", "", 1)
+	section = strings.Replace(section, `['team-a']`, `['team-' + claims.team]`, 1)
+	path := writeConfig(t, dir, validConfig(dir)+section)
+	claims := filepath.Join(dir, "claims.json")
+	write := func(body string) {
+		if err := os.WriteFile(claims, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"iss": "https://token.actions.githubusercontent.com", "aud": "registry.test", "sub": "repo:octo-org/app:ref:refs/heads/main",
+		"repository_id": "74", "repository_owner_id": "65", "ref": "refs/heads/main", "team": "a"}`)
+	out, stderr, err := runCLI(t, "policy", "explain", "--config", path, "--claims", claims, "--issuer", "github",
+		"--scope", "repository:team-a/app:pull,push", "repository:team-b/app:pull")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	for _, want := range []string{
+		"ok   audience",
+		"ok   claim rule claims.repository_owner_id == \"65\"",
+		"ok   username",
+		"→ gha-74",
+		"→ [team-a]",
+		"workload user gha-74, groups [team-a]",
+		"repository:team-a/app:pull,push → pull,push",
+		"repository:team-b/app:pull → (nothing)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// A failing rule is shown, with the rule's message, and nothing is granted.
+	write(`{"aud": "registry.test", "repository_id": "74", "repository_owner_id": "65", "ref": "refs/pull/1/merge", "team": "a"}`)
+	out, _, err = runCLI(t, "policy", "explain", "--config", path, "--claims", claims, "--scope", "repository:team-a/app:pull")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "FAIL claim rule claims[\"ref\"] == \"refs/heads/main\"") || !strings.Contains(out, "refused (claim_rule)") || strings.Contains(out, "→ pull") {
+		t.Errorf("a failing rule:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "policy", "explain", "--config", path, "--claims", claims, "--issuer", "gitlab"); err == nil || !strings.Contains(err.Error(), `no issuer named "gitlab"`) {
+		t.Errorf("unknown issuer: %v", err)
+	}
+}
