@@ -127,27 +127,30 @@ func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return nil, errors.New("want exactly one signature")
 	}
 	h := jws.Signatures[0].Header
-	for attempt := 0; ; attempt++ {
-		keys, stale := k.candidates(h.KeyID, h.Algorithm)
-		for _, key := range keys {
-			if payload, err := jws.Verify(key); err == nil {
-				return payload, nil
-			}
-		}
-		if attempt > 0 || (!stale && len(keys) > 0) {
-			if len(keys) == 0 {
-				return nil, fmt.Errorf("%w %q", errUnknownKey, truncate(h.KeyID, 64))
-			}
-			return nil, errors.New("the signature does not verify with the issuer's key")
-		}
+	keys, due := k.candidates(h.KeyID, h.Algorithm)
+	if due {
+		// An unknown kid, or keys due for a re-read (a key the issuer
+		// removed must stop counting): fetch, at a bounded rate. A failed
+		// re-read keeps the keys we have.
 		if err := k.refresh(ctx, len(keys) == 0); err != nil && len(keys) == 0 {
 			return nil, err
 		}
+		keys, _ = k.candidates(h.KeyID, h.Algorithm)
 	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w %q", errUnknownKey, truncate(h.KeyID, 64))
+	}
+	for _, key := range keys {
+		if payload, err := jws.Verify(key); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, errors.New("the signature does not verify with the issuer's key")
 }
 
 // candidates returns the keys that may have signed with kid and alg, and
-// whether a refetch is due (none found, or the keys are old).
+// whether a refetch is due (none found, or the keys are older than
+// keysMaxAge).
 func (k *keySet) candidates(kid, alg string) ([]jose.JSONWebKey, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

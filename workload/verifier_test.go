@@ -354,3 +354,25 @@ func TestLooksLikeJWT(t *testing.T) {
 		}
 	}
 }
+
+func TestRemovedKeyStopsCounting(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	oldKey := w.k8s.key
+	if _, err := w.v.Verify(ctx, w.k8s.sign(k8sClaims(w.env, "builds", "a"))); err != nil {
+		t.Fatal(err)
+	}
+	// The issuer replaces its key (say it leaked). Once the keys are due
+	// for a re-read, a token of the removed key is refused even though
+	// its kid is still known to us.
+	w.k8s.rotate("sa-2", false)
+	w.clk.advance(keysMaxAge + time.Second)
+	old := signWith(t, oldKey, "sa-1", "RS256", w.k8s.URL, k8sClaims(w.env, "builds", "b"))
+	var we *Error
+	if _, err := w.v.Verify(ctx, old); !errors.As(err, &we) || we.Reason != ReasonSignature {
+		t.Fatalf("a token of the removed key: %v", err)
+	}
+	if _, err := w.v.Verify(ctx, w.k8s.sign(k8sClaims(w.env, "builds", "c"))); err != nil {
+		t.Fatalf("a token of the new key: %v", err)
+	}
+}
