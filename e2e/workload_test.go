@@ -8,11 +8,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc/oidctest"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	credentialproviderv1 "k8s.io/kubelet/pkg/apis/credentialprovider/v1"
 
 	"github.com/registry-bridge/bridge/internal/testenv"
 )
@@ -142,6 +146,70 @@ func TestWorkloadBuildOutlivesItsToken(t *testing.T) {
 					pushPull(t, c, img, host+"/team-ci/long-build-"+c.Name+":v1")
 				})
 			}
+		})
+	}
+}
+
+// TestCredentialProviderPlugin runs the kubelet credential provider plugin
+// as the kubelet does — a real k8s.io/kubelet CredentialProviderRequest on
+// stdin, carrying a Kubernetes-service-account-shaped token — and pulls
+// and pushes with the credentials it answers, against both registries.
+func TestCredentialProviderPlugin(t *testing.T) {
+	is := startCIIssuer(t)
+	w := newWorld(t, worldOptions{extra: fmt.Sprintf(`
+workloads:
+  issuers:
+    - name: cluster
+      url: %s
+      audiences: [%s]
+      claim_validation_rules:
+        - expression: claims.sub.startsWith("system:serviceaccount:")
+      claim_mappings:
+        username:
+          prefix: "k8s-"
+          expression: 'claims["kubernetes.io"].namespace + "." + claims["kubernetes.io"].serviceaccount.name'
+        groups: {prefix: "team-", expression: 'claims["kubernetes.io"].namespace'}
+`, is.url, service)})
+	plugin := filepath.Join(t.TempDir(), "bridge-credential-provider")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", plugin, "./cmd/bridge-credential-provider")
+	build.Dir = testenv.RepoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build the plugin: %v\n%s", err, out)
+	}
+	now := time.Now()
+	b, _ := json.Marshal(map[string]any{
+		"iss": is.url, "aud": []string{service}, "sub": "system:serviceaccount:builds:puller",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"kubernetes.io": map[string]any{"namespace": "builds", "serviceaccount": map[string]any{"name": "puller", "uid": "1f"},
+			"pod": map[string]any{"name": "build-1", "uid": "2e"}},
+	})
+	saToken := oidctest.SignIDToken(is.key, "gha-1", "RS256", string(b))
+	img := testenv.OCILayout(t, t.TempDir())
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			host := reg.start(t, w.tokenAuth())
+			req, _ := json.Marshal(credentialproviderv1.CredentialProviderRequest{
+				TypeMeta: metav1.TypeMeta{APIVersion: "credentialprovider.kubelet.k8s.io/v1", Kind: "CredentialProviderRequest"},
+				Image:    host + "/team-builds/app:v1", ServiceAccountToken: saToken,
+			})
+			out, err := testenv.Run(t.Context(), testenv.Command{Path: plugin, Stdin: string(req)})
+			if err != nil {
+				t.Fatalf("plugin: %v\n%s", err, out)
+			}
+			var resp credentialproviderv1.CredentialProviderResponse
+			if err := json.Unmarshal([]byte(out), &resp); err != nil {
+				t.Fatalf("plugin answer %q: %v", out, err)
+			}
+			auth, ok := resp.Auth[host]
+			if !ok || resp.CacheKeyType != credentialproviderv1.RegistryPluginCacheKeyType || resp.CacheDuration == nil ||
+				resp.CacheDuration.Duration <= 50*time.Minute || resp.CacheDuration.Duration >= time.Hour {
+				t.Fatalf("plugin answer %+v", resp)
+			}
+			c := testenv.Crane(t)
+			login(t, c, host, auth.Username, auth.Password)
+			pushPull(t, c, img, host+"/team-builds/app:v1")
+			out, err = c.Push(t.Context(), img, host+"/team-a/from-builds:v1")
+			assertDenied(t, "push outside the namespace's team", out, err)
 		})
 	}
 }
