@@ -111,6 +111,9 @@ func workloadAttrs(ev *tokenEvent) []slog.Attr {
 			slog.String("workload_subject", logSafe(id.Subject, maxLoggedValue)), slog.Any("groups", id.Groups)}
 	}
 	attrs := []slog.Attr{slog.String("workload_reason", ev.workloadReason)}
+	if ev.req.username != "" {
+		attrs = append(attrs, slog.String("user", logSafeUsername(ev.req.username)))
+	}
 	if ev.workloadIssuer != "" {
 		attrs = append(attrs, slog.String("issuer", ev.workloadIssuer))
 	}

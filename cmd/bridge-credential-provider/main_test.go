@@ -122,3 +122,16 @@ func TestBadRequests(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRequest feeds arbitrary stdin to the plugin: it answers valid JSON
+// or an error, never a panic.
+func FuzzRequest(f *testing.F) {
+	f.Add(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"r.example.com/a","serviceAccountToken":"a.eyJleHAiOjF9.c"}`)
+	f.Add(`{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"","serviceAccountToken":"x"}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		var out bytes.Buffer
+		if err := run(t.Context(), nil, strings.NewReader(in), &out, io.Discard, func() time.Time { return now }); err == nil && !json.Valid(out.Bytes()) {
+			t.Fatalf("invalid JSON answer %q", out.String())
+		}
+	})
+}
