@@ -202,3 +202,33 @@ func sameSet(got []string, want ...string) bool {
 	slices.Sort(want)
 	return slices.Equal(got, want)
 }
+
+// TestHungIssuerLeavesAppPasswordsAlone: while a workload request waits
+// for an issuer that does not answer, app passwords are served; the
+// workload request then gets a 503 (retry), not a 401.
+func TestHungIssuerLeavesAppPasswordsAlone(t *testing.T) {
+	arrived, release := make(chan struct{}, 8), make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	t.Cleanup(hung.Close)
+	f := newWorkloadFixture(t, func(is *workload.IssuerConfig) { is.URL = hung.URL })
+	pw, _ := f.mint("alice", []string{"team-a"}, false)
+	tok := f.token(map[string]any{"iss": hung.URL})
+	done := make(chan *httptest.ResponseRecorder)
+	go func() { done <- f.get("service="+testService+"&scope=repository:team-a/app:pull", basic("ci", tok)) }()
+	<-arrived // the workload request waits at the issuer
+	d := f.decode(f.get("service="+testService+"&scope=repository:team-a/app:pull", basic("alice", pw)))
+	if d.sub() != "alice" {
+		t.Fatalf("app password while the issuer hangs: %s", d.sub())
+	}
+	close(release)
+	if w := <-done; w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("workload token of a hung issuer: %d %s, want 503", w.Code, w.Body)
+	}
+}
