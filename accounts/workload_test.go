@@ -46,6 +46,9 @@ func TestWorkloadNamespace(t *testing.T) {
 	if err := e.acc.AdmitWorkload(ctx, WorkloadPrincipal("github", "gha-old")); !errors.Is(err, ErrUsernameTaken) {
 		t.Fatalf("workload over a person: %v", err)
 	}
+	if _, err := e.acc.Login(ctx, oidc.Identity{Subject: "sub-old", Username: "gha-old"}, oidc.Tokens{}); err != nil {
+		t.Fatalf("the person who held the name before logs in again: %v", err)
+	}
 }
 
 func TestWorkloadRefreshToken(t *testing.T) {
