@@ -78,8 +78,11 @@ func PersonPrincipal(subject, username string) Principal {
 
 // OwnerOf returns the principal a password record acts for.
 func OwnerOf(p store.Password) Principal {
-	if p.CreatedBy == store.CreatedByCLI {
+	switch p.CreatedBy {
+	case store.CreatedByCLI:
 		return Principal{Kind: Robot, Subject: p.Subject, Username: p.Username}
+	case store.CreatedByWorkload:
+		return Principal{Kind: Workload, Subject: p.Subject, Username: p.Username}
 	}
 	return Principal{Kind: Person, Subject: p.Subject, Username: p.Username}
 }
@@ -157,6 +160,9 @@ type Options struct {
 	SessionMaxAge time.Duration
 	Log           *slog.Logger
 	Now           func() time.Time
+	// WorkloadPrefixes maps each workload issuer's name to its username
+	// prefix: its namespace, which people and robots cannot enter.
+	WorkloadPrefixes map[string]string
 	// Observe, if set, counts revalidation results: "ok", "rejected",
 	// "unreachable", "skipped_locked", "busy", "error".
 	Observe func(result string)
@@ -235,9 +241,11 @@ func ValidUsername(u string) error {
 
 // claim is the one rule of who owns a username: its user record's
 // subject if there is one (a person), else the subject of its live
-// passwords (a robot's or a person's whose record expired), else nobody.
-// It returns nil when subject may act under username, ErrUsernameTaken
-// when another principal owns it.
+// passwords (a robot's, a workload's, or a person's whose record
+// expired), else nobody; and nobody but a workload of that issuer may
+// newly take a username inside a workload issuer's namespace
+// (Options.WorkloadPrefixes). It returns nil when subject may act under
+// username, ErrUsernameTaken when another principal owns it.
 func (a *Accounts) claim(ctx context.Context, username, subject string) error {
 	u, err := a.o.Store.GetUser(ctx, username)
 	switch {
@@ -246,6 +254,7 @@ func (a *Accounts) claim(ctx context.Context, username, subject string) error {
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("accounts: get user %s: %w", username, err)
 	}
+	held := err == nil // subject's own user record
 	list, err := a.o.Store.ListPasswords(ctx, username)
 	if err != nil {
 		return fmt.Errorf("accounts: list passwords of %s: %w", username, err)
@@ -254,6 +263,13 @@ func (a *Accounts) claim(ctx context.Context, username, subject string) error {
 		if p.Subject != subject {
 			return fmt.Errorf("%w: %s has passwords of subject %s", ErrUsernameTaken, username, p.Subject)
 		}
+		held = true
+	}
+	if !held {
+		// A new holder: not inside a workload issuer's namespace unless
+		// a workload (one who held it before the issuer was configured
+		// keeps it).
+		return a.checkReserved(username, subject)
 	}
 	return nil
 }

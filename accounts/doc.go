@@ -39,6 +39,13 @@
 // groups are fixed in its passwords. Its subject is "cli:" + username, so
 // the ownership rule keeps robots and people apart.
 //
+// A Workload is a CI job or pod presenting its own OIDC token (package
+// workload). Its subject is "workload:" + the issuer's name and its
+// username starts with the issuer's prefix (Options.WorkloadPrefixes):
+// AdmitWorkload applies the ownership rule to it, and people and robots
+// cannot take usernames inside a workload namespace. Its only record is
+// the short-lived refresh token of MintWorkloadRefresh.
+//
 // Usage:
 //
 //	a := accounts.New(accounts.Options{Store: st, Users: cached, Provider: prov, Sealer: sealer,

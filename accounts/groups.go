@@ -22,13 +22,13 @@ type Standing struct {
 	ConfirmedAt time.Time
 }
 
-// Groups returns the groups password p acts with now: a robot's are those
-// it was minted with; a person's are their current standing's. It is on
+// Groups returns the groups password p acts with now: a robot's (and a
+// workload refresh token's) are those it was minted with; a person's are their current standing's. It is on
 // the token path and never waits for the identity provider while the
 // person's last confirmed groups are within revalidate_every +
 // revalidate_grace; see the package documentation.
 func (a *Accounts) Groups(ctx context.Context, p store.Password) ([]string, error) {
-	if p.CreatedBy == store.CreatedByCLI {
+	if p.CreatedBy == store.CreatedByCLI || p.CreatedBy == store.CreatedByWorkload {
 		return p.Groups, nil
 	}
 	st, err := a.Standing(ctx, PersonPrincipal(p.Subject, p.Username))

@@ -30,6 +30,7 @@ type world struct {
 	keys   string // directory with signing.key and signing.crt
 	config string // the first server's config file
 	url    string // the first server's public URL, "http://localhost:PORT"
+	extra  string // appended to every config file
 }
 
 // worldOptions varies a world.
@@ -37,6 +38,8 @@ type worldOptions struct {
 	// alg is the signing key algorithm for "keys generate --alg"; empty
 	// means the bridge's default.
 	alg string
+	// extra is appended to the config file (more top-level sections).
+	extra string
 }
 
 // newWorld starts Redis, generates keys, writes the config and starts
@@ -55,6 +58,7 @@ func newWorld(t testing.TB, opts worldOptions) *world {
 			t.Fatalf("keys generate did not write %s: %v", f, err)
 		}
 	}
+	w.extra = opts.extra
 	w.config, w.url = w.serve(t)
 	return w
 }
@@ -67,7 +71,7 @@ func (w *world) serve(t testing.TB) (config, url string) {
 	url = fmt.Sprintf("http://localhost:%d", port)
 	config = filepath.Join(t.TempDir(), "bridge.yaml")
 	text := fmt.Sprintf(configTemplate, port, url, w.redis, issuer, service,
-		filepath.Join(w.keys, "signing.key"), filepath.Join(w.keys, "signing.crt")) + testenv.ExampleAccess(t)
+		filepath.Join(w.keys, "signing.key"), filepath.Join(w.keys, "signing.crt")) + testenv.ExampleAccess(t) + w.extra
 	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_token_denials_total",
-			Help: "Token requests refused wholly or in part, by reason (credentials, suspended, idp_unavailable, store_unavailable, policy, read_only, wrong_service, bad_request, server_error).",
+			Help: "Token requests refused wholly or in part, by reason (credentials, suspended, idp_unavailable, issuer_unavailable, store_unavailable, policy, read_only, wrong_service, bad_request, server_error).",
 		}, []string{"reason"}),
 		passwordsMinted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_passwords_minted_total",

@@ -45,6 +45,9 @@ type Options struct {
 	// Login, when set, turns on the browser login, the page and the
 	// JSON password API.
 	Login *LoginOptions
+	// Workloads, when set, accepts workload OIDC tokens (CI jobs, pods)
+	// as passwords on the token endpoint.
+	Workloads WorkloadVerifier
 }
 
 // Server is the bridge's HTTP surface. It implements http.Handler.
@@ -60,6 +63,7 @@ type Server struct {
 	realm     string
 	now       func() time.Time
 	metrics   *metrics
+	workloads *workloadAuth
 	mux       *http.ServeMux
 }
 
@@ -85,6 +89,7 @@ func New(o Options) (*Server, error) {
 		metrics:   newMetrics(o.Registry),
 		mux:       http.NewServeMux(),
 	}
+	s.workloads = newWorkloadAuth(o.Workloads, o.Registry)
 	s.mux.HandleFunc("/token", s.handleToken)
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)

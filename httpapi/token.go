@@ -17,6 +17,7 @@ import (
 	"github.com/registry-bridge/bridge/scope"
 	"github.com/registry-bridge/bridge/store"
 	"github.com/registry-bridge/bridge/tokens"
+	"github.com/registry-bridge/bridge/workload"
 )
 
 // TokenIssuer signs registry tokens; *tokens.Issuer is one.
@@ -61,6 +62,10 @@ type tokenEvent struct {
 	denied []string
 	// reason is the metrics label of a refusal; "" when all was granted.
 	reason string
+	// workload is the verified workload, when a workload token was the
+	// password; workloadIssuer and workloadReason say why one was refused.
+	workload                       *workload.Identity
+	workloadIssuer, workloadReason string
 }
 
 // handleToken is the token endpoint; see docs/protocol.md.
@@ -104,7 +109,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 
 	subject := groups.Subject{Anonymous: true}
 	var cred passwords.Credential
-	if req.grant != grantAnonymous {
+	switch {
+	case req.grant == grantAnonymous:
+	case s.isWorkloadToken(req):
+		id, herr := s.authenticateWorkload(r.Context(), req, ev)
+		if herr != nil {
+			return herr
+		}
+		subject = groups.Subject{Username: id.Username, Groups: id.Groups}
+	default:
 		p, c, herr := s.authenticate(r.Context(), req)
 		if herr != nil {
 			ev.reason = "credentials"
@@ -158,6 +171,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 		// The refresh token is derived from the password, so it is the
 		// same on every login and dies with the password.
 		resp.RefreshToken = cred.RefreshToken()
+	}
+	if req.offline && ev.workload != nil {
+		rt, herr := s.workloadRefresh(r.Context(), ev)
+		if herr != nil {
+			return herr
+		}
+		resp.RefreshToken = rt
 	}
 	if ev.rec != nil {
 		// Asynchronous and coalesced by the cache: never on the hot path.
@@ -344,6 +364,8 @@ func (s *Server) audit(r *http.Request, ev *tokenEvent, herr *httpError) {
 	switch {
 	case ev.rec != nil:
 		attrs = append(attrs, slog.String("user", ev.rec.Username), slog.String("password_id", ev.rec.ID))
+	case ev.workload != nil || ev.workloadReason != "":
+		attrs = append(attrs, workloadAttrs(ev)...)
 	case req.username != "":
 		attrs = append(attrs, slog.String("user", logSafeUsername(req.username)))
 	}

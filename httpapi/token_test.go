@@ -37,6 +37,8 @@ type fixture struct {
 	now    time.Time
 	pubKey any
 	logs   *syncBuffer
+	// opts are the server's options, for tests that rebuild it with more.
+	opts Options
 }
 
 // syncBuffer collects log lines from concurrent handlers.
@@ -103,7 +105,7 @@ func newFixture(t *testing.T) *fixture {
 	f.st = memory.New(clock)
 	t.Cleanup(func() { f.st.Close() })
 	var err2 error
-	f.srv, err2 = New(Options{
+	f.opts = Options{
 		Log:       slog.New(slog.NewJSONHandler(f.logs, nil)),
 		Passwords: f.st,
 		Ping:      f.st.Ping,
@@ -113,7 +115,8 @@ func newFixture(t *testing.T) *fixture {
 		Service:   testService,
 		PublicURL: "http://bridge.test",
 		Now:       clock,
-	})
+	}
+	f.srv, err2 = New(f.opts)
 	if err2 != nil {
 		t.Fatal(err2)
 	}

@@ -19,6 +19,8 @@ const (
 	CreatedByCLI     = "cli"
 	CreatedByBrowser = "browser"
 	CreatedByAPI     = "api"
+	// CreatedByWorkload: a workload's refresh token (accounts.Workload).
+	CreatedByWorkload = "workload"
 )
 
 // Password is an app password's record. It holds digests of the secret and

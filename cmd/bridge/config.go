@@ -19,6 +19,7 @@ import (
 	"github.com/registry-bridge/bridge/oidc"
 	redisstore "github.com/registry-bridge/bridge/store/redis"
 	"github.com/registry-bridge/bridge/tokens"
+	"github.com/registry-bridge/bridge/workload"
 )
 
 // fileConfig is the configuration file (README: Configuration reference). Each section's type
@@ -38,6 +39,7 @@ type fileConfig struct {
 	Log          logConfig                   `yaml:"log"`
 	Server       serverConfig                `yaml:"server"`
 	UI           uiConfig                    `yaml:"ui"`
+	Workloads    workload.Config             `yaml:"workloads"`
 }
 
 // oidcSection is the oidc section as a file may spell it: oidc.Config plus
@@ -101,6 +103,7 @@ const (
 	useLog
 	useServer
 	useUI
+	useWorkloads
 
 	// useAll is what serve and config check need: everything.
 	useAll = 1<<iota - 1
@@ -200,6 +203,9 @@ func (c *fileConfig) resolvePaths(dir string) {
 	if c.Store.Redis != nil {
 		abs(&c.Store.Redis.PasswordFile)
 	}
+	for i := range c.Workloads.Issuers {
+		abs(&c.Workloads.Issuers[i].CertificateAuthorityFile)
+	}
 	abs(&c.Token.SigningKeyFile)
 	abs(&c.Token.CertificateFile)
 	for i := range c.Token.PreviousKeys {
@@ -252,6 +258,7 @@ func (c *fileConfig) setDefaults() {
 	c.Passwords.SetDefaults()
 	c.Sessions.SetDefaults()
 	c.Revalidation.SetDefaults()
+	c.Workloads.SetDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -327,6 +334,9 @@ func (c *loadedConfig) validate(use sections) error {
 		} else {
 			c.policy = p
 		}
+	}
+	if use&useWorkloads != 0 {
+		add(c.Workloads.Validate("workloads"))
 	}
 	if use&useLog != 0 {
 		add(c.Log.Validate("log"))

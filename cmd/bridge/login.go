@@ -21,7 +21,8 @@ import (
 func newLogin(cfg *loadedConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, *accounts.Accounts, error) {
 	if cfg.OIDC == nil {
 		log.Info("no oidc section: browser login is off; mint passwords with `bridge passwords create`")
-		return nil, accounts.New(accounts.Options{Store: st, Users: cached, Limits: cfg.Passwords.Limits(), Log: log}), nil
+		return nil, accounts.New(accounts.Options{Store: st, Users: cached, Limits: cfg.Passwords.Limits(), Log: log,
+			WorkloadPrefixes: cfg.Workloads.Prefixes()}), nil
 	}
 	sealer, err := newSealer(cfg, log)
 	if err != nil {
@@ -50,7 +51,9 @@ func newLogin(cfg *loadedConfig, st, cached store.Store, reg prometheus.Register
 		Revalidation:  cfg.Revalidation.Revalidation(),
 		SessionMaxAge: cfg.Sessions.MaxAge,
 		Log:           log,
-		Observe:       func(result string) { revalidations.WithLabelValues(result).Inc() },
+		// People cannot take usernames inside a workload issuer's namespace.
+		WorkloadPrefixes: cfg.Workloads.Prefixes(),
+		Observe:          func(result string) { revalidations.WithLabelValues(result).Inc() },
 	})
 	return &httpapi.LoginOptions{
 		Provider:    provider,

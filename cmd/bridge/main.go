@@ -34,6 +34,7 @@ Usage:
   bridge passwords list --config FILE [--user U] [--json]
   bridge passwords revoke --config FILE (ID... | --user U --all)
   bridge policy explain --config FILE (--user U [--groups a,b] | --anonymous) [--read-only] --scope SCOPE...
+  bridge policy explain --config FILE --claims CLAIMS.json [--issuer NAME] [--scope SCOPE...]
   bridge doctor --config FILE --registry URL [--registry-config FILE] [--insecure-skip-tls-verify] [--json]
   bridge policy test --config FILE TESTS.yaml
   bridge version

@@ -53,7 +53,7 @@ func cmdPasswordsCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer st.Close()
-	acc := accounts.New(accounts.Options{Store: st, Limits: cfg.Passwords.Limits()})
+	acc := accounts.New(accounts.Options{Store: st, Limits: cfg.Passwords.Limits(), WorkloadPrefixes: cfg.Workloads.Prefixes()})
 	defer acc.Close()
 	m, err := acc.Mint(ctx, accounts.MintRequest{
 		Owner: accounts.RobotPrincipal(*user), Groups: splitList(*groupList), Name: *name,

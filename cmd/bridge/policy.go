@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/registry-bridge/bridge/groups"
 	"github.com/registry-bridge/bridge/internal/yamlconf"
 	"github.com/registry-bridge/bridge/scope"
+	"github.com/registry-bridge/bridge/workload"
 )
 
 // stringsFlag collects a repeatable flag.
@@ -26,6 +28,8 @@ func cmdPolicyExplain(args []string, stdout io.Writer) error {
 	groupList := f.String("groups", "", "comma-separated groups")
 	readOnly := f.Bool("read-only", false, "as a read-only password")
 	anonymous := f.Bool("anonymous", false, "as a request without credentials")
+	claimsFile := f.String("claims", "", "a workload token's claims (JSON): run an issuer's rules and mappings over them instead of --user")
+	issuerName := f.String("issuer", "", "with --claims: the name of the workloads.issuers entry (default: the only one)")
 	var scopes stringsFlag
 	f.Var(&scopes, "scope", "a scope such as repository:team-a/app:pull,push (repeatable)")
 	rest, err := parseFlags(f, args)
@@ -34,6 +38,12 @@ func cmdPolicyExplain(args []string, stdout io.Writer) error {
 	}
 	// Scopes may also follow --scope as further arguments: --scope A B C.
 	scopes = append(scopes, rest...)
+	if *claimsFile != "" {
+		if *user != "" || *anonymous || *groupList != "" || *readOnly {
+			return fmt.Errorf("%w: --claims replaces --user, --groups, --read-only and --anonymous", errUsage)
+		}
+		return explainClaims(stdout, *path, *claimsFile, *issuerName, scopes)
+	}
 	if len(scopes) == 0 {
 		return fmt.Errorf("%w: policy explain needs --scope SCOPE", errUsage)
 	}
@@ -275,4 +285,63 @@ func describeSubject(s groups.Subject) string {
 		parts = append(parts, "read-only")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// maxClaimsBytes bounds a --claims file.
+const maxClaimsBytes = 1 << 20
+
+// explainClaims prints, step by step, what the issuer's rules make of a
+// workload token's claims, and then what the mapped user is granted.
+func explainClaims(w io.Writer, path, claimsFile, issuerName string, scopes []string) error {
+	requested, err := scope.ParseAll(scopes)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(path, useAccess|useWorkloads)
+	if err != nil {
+		return fmt.Errorf("%s: invalid configuration:\n%w", path, err)
+	}
+	if issuerName == "" {
+		if len(cfg.Workloads.Issuers) != 1 {
+			return fmt.Errorf("%w: --claims needs --issuer NAME (the file has %d workloads.issuers)", errUsage, len(cfg.Workloads.Issuers))
+		}
+		issuerName = cfg.Workloads.Issuers[0].Name
+	}
+	data, err := os.ReadFile(claimsFile)
+	if err != nil {
+		return err
+	}
+	if len(data) > maxClaimsBytes {
+		return fmt.Errorf("%s: larger than %d bytes", claimsFile, maxClaimsBytes)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(data, &claims); err != nil {
+		return fmt.Errorf("%s: want a JSON object of claims (a token's decoded payload): %w", claimsFile, err)
+	}
+	id, steps, err := workload.ExplainClaims(cfg.Workloads, issuerName, claims)
+	var refused *workload.Error
+	if err != nil && !errors.As(err, &refused) {
+		return err
+	}
+	fmt.Fprintf(w, "issuer %s (signature, iss, exp, nbf, iat and max_token_age are checked only on a real token)\n", issuerName)
+	for _, s := range steps {
+		mark := "ok  "
+		if !s.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(w, "  %s %-10s %s\n", mark, s.What, s.Detail)
+		if s.Result != "" {
+			fmt.Fprintf(w, "       → %s\n", s.Result)
+		}
+	}
+	if refused != nil {
+		fmt.Fprintf(w, "refused (%s): %v\n", refused.Reason, refused)
+		return nil
+	}
+	fmt.Fprintf(w, "workload user %s, groups [%s]\n", id.Username, strings.Join(id.Groups, ", "))
+	sub := groups.Subject{Username: id.Username, Groups: id.Groups}
+	for _, d := range cfg.policy.Explain(sub, requested) {
+		writeDecision(w, d)
+	}
+	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/groups"
 	"github.com/registry-bridge/bridge/httpapi"
 	"github.com/registry-bridge/bridge/internal/filewatch"
@@ -27,6 +28,7 @@ import (
 	"github.com/registry-bridge/bridge/store/memory"
 	redisstore "github.com/registry-bridge/bridge/store/redis"
 	"github.com/registry-bridge/bridge/tokens"
+	"github.com/registry-bridge/bridge/workload"
 )
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
@@ -113,6 +115,10 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 	if login == nil {
 		resolver = nil // only robots: a password's own groups
 	}
+	workloads, err := newWorkloads(cfg, acc, st, log)
+	if err != nil {
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Options{
 		Log:       log,
 		Passwords: cached,
@@ -126,6 +132,7 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 		Now:       time.Now,
 		Groups:    resolver,
 		Login:     login,
+		Workloads: workloads,
 	})
 	if err != nil {
 		return err
@@ -213,6 +220,7 @@ func reloadConfig(path string, running *loadedConfig, current *atomic.Pointer[gr
 		"token": {running.Token, cfg.Token}, "passwords": {running.Passwords, cfg.Passwords},
 		"sessions": {running.Sessions, cfg.Sessions}, "revalidation": {running.Revalidation, cfg.Revalidation},
 		"log": {running.Log, cfg.Log}, "server": {running.Server, cfg.Server}, "ui": {running.UI, cfg.UI},
+		"workloads": {running.Workloads, cfg.Workloads},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			restart = append(restart, name)
@@ -230,4 +238,18 @@ func logDeprecations(log *slog.Logger, cfg *loadedConfig) {
 	for _, d := range cfg.deprecations {
 		log.Warn("deprecated configuration key", "key", d.old, "use", d.new, "see", "README: Migration notes")
 	}
+}
+
+// newWorkloads returns the verifier of workload OIDC tokens, or nil when
+// the file trusts no issuer. No issuer is contacted before its first token.
+func newWorkloads(cfg *loadedConfig, acc *accounts.Accounts, st store.Store, log *slog.Logger) (httpapi.WorkloadVerifier, error) {
+	if len(cfg.Workloads.Issuers) == 0 {
+		return nil, nil
+	}
+	v, err := workload.New(cfg.Workloads, workload.Options{Accounts: acc, Locks: st, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("workload tokens accepted", "issuers", v.Issuers())
+	return v, nil
 }

@@ -19,6 +19,7 @@ var forbidden = map[string][]string{
 	"store/memory": {"net/http", "github.com/redis/"},
 	"httpapi":      {"github.com/redis/"},
 	"oidc":         {module + "/store", module + "/httpapi", "github.com/redis/"},
+	"workload":     {module + "/httpapi", module + "/store/redis", "github.com/redis/"},
 }
 
 func TestImportBoundaries(t *testing.T) {

@@ -252,3 +252,17 @@ func writeFile(t testing.TB, path, content string) {
 		t.Fatalf("testenv: %v", err)
 	}
 }
+
+// UseIdentityToken stores token as the client's identity token for host
+// (the "identitytoken" of Docker's config.json and containers' auth.json,
+// what `docker login` keeps after an offline_token login): the client
+// then asks the token endpoint with grant_type=refresh_token.
+func (c *Client) UseIdentityToken(t testing.TB, host, token string) {
+	t.Helper()
+	doc := fmt.Sprintf(`{"auths":{%q:{"identitytoken":%q}}}`, host, token)
+	if err := os.MkdirAll(filepath.Join(c.dir, ".docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(c.dir, ".docker", "config.json"), doc)
+	writeFile(t, filepath.Join(c.dir, "auth.json"), doc)
+}

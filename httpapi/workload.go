@@ -1,0 +1,121 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/registry-bridge/bridge/workload"
+)
+
+// WorkloadVerifier checks workload OIDC tokens (CI jobs, pods) presented
+// as passwords; *workload.Verifier is one.
+type WorkloadVerifier interface {
+	Verify(ctx context.Context, raw string) (workload.Identity, error)
+	// Refresh returns the bridge's own refresh token for a verified
+	// workload.
+	Refresh(ctx context.Context, id workload.Identity) (string, error)
+}
+
+// workloadAuth is the token endpoint's workload path.
+type workloadAuth struct {
+	v WorkloadVerifier
+	// results counts verifications by issuer and outcome ("ok" or a
+	// workload.Reason… label).
+	results *prometheus.CounterVec
+}
+
+func newWorkloadAuth(v WorkloadVerifier, reg prometheus.Registerer) *workloadAuth {
+	if v == nil {
+		return nil
+	}
+	w := &workloadAuth{v: v, results: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bridge_workload_tokens_total",
+		Help: "Workload OIDC tokens presented, by issuer (its configured name, or unknown) and outcome (ok, or the refusal reason).",
+	}, []string{"issuer", "outcome"})}
+	reg.MustRegister(w.results)
+	return w
+}
+
+// isWorkloadToken tells a workload JWT from an app password without
+// parsing either: a refresh_token grant is always the bridge's own.
+func (s *Server) isWorkloadToken(req tokenRequest) bool {
+	return s.workloads != nil && req.grant != grantRefresh && workload.LooksLikeJWT(req.secret)
+}
+
+// authenticateWorkload verifies the workload token of req. A refusal is
+// the same 401 for every reason (the log has the reason); an issuer that
+// cannot be reached, or a store that cannot, is a 503 so that clients
+// keep the token and retry.
+func (s *Server) authenticateWorkload(ctx context.Context, req tokenRequest, ev *tokenEvent) (workload.Identity, *httpError) {
+	id, err := s.workloads.v.Verify(ctx, req.secret)
+	var we *workload.Error
+	if err != nil && !errors.As(err, &we) {
+		we = &workload.Error{Reason: workload.ReasonMalformed, Err: err}
+	}
+	if err == nil && id.BasicUsername != "" && req.username != "" && req.username != id.BasicUsername && req.username != id.Username {
+		we = &workload.Error{Issuer: id.Issuer, Reason: "username", Err: errors.New("username " + logSafeUsername(req.username) +
+			" is neither the issuer's basic_username nor the mapped username " + id.Username)}
+	}
+	if we == nil {
+		s.workloads.observe(id.Issuer, "ok")
+		ev.workload = &id
+		return id, nil
+	}
+	s.workloads.observe(we.Issuer, we.Reason)
+	ev.workloadIssuer, ev.workloadReason = we.Issuer, we.Reason
+	switch we.Reason {
+	case workload.ReasonUnavailable:
+		ev.reason = "issuer_unavailable"
+		return workload.Identity{}, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+			public: "the workload token's issuer cannot be reached to check it; try again", cause: we}
+	case workload.ReasonStore:
+		ev.reason = "store_unavailable"
+		s.metrics.storeErrors.Inc()
+		return workload.Identity{}, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+			public: "the password store is unavailable; try again", cause: we}
+	}
+	ev.reason = "credentials"
+	return workload.Identity{}, &httpError{status: http.StatusUnauthorized, code: "invalid_grant",
+		public: "the workload token was refused; the bridge's log says why (request id " + requestID(ctx) + ")", cause: we}
+}
+
+func (w *workloadAuth) observe(issuer, outcome string) {
+	if issuer == "" {
+		issuer = "unknown"
+	}
+	w.results.WithLabelValues(issuer, outcome).Inc()
+}
+
+// workloadRefresh returns the bridge's refresh token for the verified
+// workload of ev.
+func (s *Server) workloadRefresh(ctx context.Context, ev *tokenEvent) (string, *httpError) {
+	rt, err := s.workloads.v.Refresh(ctx, *ev.workload)
+	if err != nil {
+		ev.reason = "store_unavailable"
+		s.metrics.storeErrors.Inc()
+		return "", &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+			public: "could not issue a refresh token; try again", cause: err}
+	}
+	return rt, nil
+}
+
+// workloadAttrs are the audit event's fields of a workload request: never
+// the token.
+func workloadAttrs(ev *tokenEvent) []slog.Attr {
+	if id := ev.workload; id != nil {
+		return []slog.Attr{slog.String("user", id.Username), slog.String("issuer", id.Issuer),
+			slog.String("workload_subject", logSafe(id.Subject, maxLoggedValue)), slog.Any("groups", id.Groups)}
+	}
+	attrs := []slog.Attr{slog.String("workload_reason", ev.workloadReason)}
+	if ev.req.username != "" {
+		attrs = append(attrs, slog.String("user", logSafeUsername(ev.req.username)))
+	}
+	if ev.workloadIssuer != "" {
+		attrs = append(attrs, slog.String("issuer", ev.workloadIssuer))
+	}
+	return attrs
+}
