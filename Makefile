@@ -13,13 +13,17 @@ GO       ?= go
 # at the deadline (golang/go#75804, fixed in go1.27).
 FUZZTIME ?= 50000x
 PKGS     := ./...
+# What `bridge version` prints (cmd/bridge/version.go); the image gets the same.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: all build demo test deps vet unit e2e race fuzz-short fuzz bench clean image
 
 all: build
 
 build:
-	$(GO) build -o bin/bridge ./cmd/bridge
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/bridge ./cmd/bridge
 
 ## demo: the whole flow on loopback, no Docker engine: a development OpenID
 ## provider with demo users, the bridge, and registry v3. Prints what to open
