@@ -41,7 +41,7 @@ const (
 
 // bridgeConfig is the bridge's configuration file; %s are the listen
 // address (twice), the Redis address, the keys directory and the log level.
-// The access rules are CONTRACT.md's example.
+// The access rules are the example configuration's (docs/reference.md).
 const bridgeConfig = `listen: %[1]s
 public_url: http://%[1]s
 store:

@@ -80,7 +80,7 @@ func (w *world) serve(t testing.TB) (config, url string) {
 	return config, url
 }
 
-// configTemplate is the bridge configuration of CONTRACT.md without the
+// configTemplate is the bridge configuration of docs/reference.md without the
 // oidc section, so the bridge runs without browser login. Arguments: port,
 // public URL, Redis address, issuer, service, key file, certificate file.
 const configTemplate = `listen: 127.0.0.1:%d

@@ -15,8 +15,8 @@ type metrics struct {
 	// it is only read afterwards.
 	token       map[[2]string]tokenSeries
 	storeErrors prometheus.Counter
-	// PasswordsMinted and PasswordsRevoked count changes made through
-	// this server (browser and API).
+	// passwordsMinted (by channel) and passwordsRevoked count changes
+	// made through this server (page and API), not by the CLI.
 	passwordsMinted  *prometheus.CounterVec
 	passwordsRevoked prometheus.Counter
 }
