@@ -391,3 +391,51 @@ func FuzzPasswordsJSON(f *testing.F) {
 		b.checkMint(t, w, http.StatusCreated)
 	})
 }
+
+// FuzzCallback sends arbitrary query strings to /callback, the one route
+// an anonymous stranger can aim at a login in flight. "@state@" in the
+// query stands for the state of a login just started at /login, whose
+// cookie the request carries when withCookie is set. The fuzzer cannot
+// know a valid authorization code, so no input may end signed in.
+func FuzzCallback(f *testing.F) {
+	b := newFuzzBridge(f, true)
+	f.Add("state=@state@&code=abc", true)
+	f.Add("state=@state@&code=abc", false)
+	f.Add("state=@state@&error=access_denied&error_description=%3Cscript%3E", true)
+	f.Add("error=server_error&state=nope", true)
+	f.Add("state=@state@&state=@state@&code=&code=x", true)
+	f.Add("code=abc&iss=http%3A%2F%2Fevil", true)
+	f.Add("%zz=1&state=@state@", true)
+	f.Fuzz(func(t *testing.T, query string, withCookie bool) {
+		var login []*http.Cookie
+		if strings.Contains(query, "@state@") {
+			w := httptest.NewRecorder()
+			b.srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/login", nil))
+			loc, err := url.Parse(w.Header().Get("Location"))
+			if w.Code != http.StatusFound || err != nil {
+				t.Fatalf("/login: %d %q", w.Code, w.Header().Get("Location"))
+			}
+			query = strings.ReplaceAll(query, "@state@", url.QueryEscape(loc.Query().Get("state")))
+			login = w.Result().Cookies()
+		}
+		r, err := http.NewRequest(http.MethodGet, "http://bridge.test/callback?"+query, nil)
+		if err != nil {
+			return // not a request a server can receive
+		}
+		if withCookie {
+			for _, c := range login {
+				r.AddCookie(c)
+			}
+		}
+		w := httptest.NewRecorder()
+		b.srv.ServeHTTP(w, r)
+		if w.Code < 400 || w.Code == http.StatusInternalServerError || w.Code == http.StatusServiceUnavailable {
+			t.Fatalf("status %d for a callback without a valid code: %s", w.Code, w.Body)
+		}
+		for _, c := range w.Result().Cookies() {
+			if strings.Contains(c.Name, "session") && c.MaxAge >= 0 && c.Value != "" {
+				t.Fatalf("a callback without a valid code set cookie %s", c.Name)
+			}
+		}
+	})
+}
