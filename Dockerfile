@@ -11,10 +11,17 @@
 # substituting local stand-ins for the three base images (see scripts/image.sh).
 #
 # Run it with the config at /etc/bridge/bridge.yaml (BRIDGE_CONFIG points
-# there) and the key files wherever the config says, e.g. /keys:
+# there) and the key files wherever the config says, e.g. /keys. The image
+# runs as 65532:65532, so keys generated on the host must be readable by that
+# user: hand them over (as root), or keep them yours and let group 65532 read:
 #
+#   sudo bridge keys generate --out keys --owner 65532:65532
+#   sudo bridge keys generate --out keys --group 65532 --mode 0640     # or this
 #   docker run -v $PWD/bridge.yaml:/etc/bridge/bridge.yaml:ro -v $PWD/keys:/keys:ro \
 #     -p 5001:5001 registry-bridge
+#
+# bridge.yaml (and an oidc.client_secret_file, if any) must be readable by
+# 65532 too, e.g. mode 0644 or the same --group treatment.
 #
 # Probes: GET /healthz (liveness), GET /readyz (store reachable), over HTTP on
 # the `listen` port. There is no HEALTHCHECK instruction: the image has no

@@ -41,7 +41,7 @@ const (
 
 // bridgeConfig is the bridge's configuration file; %s are the listen
 // address (twice), the Redis address, the keys directory and the log level.
-// The access rules are the example configuration's (docs/reference.md).
+// The access rules, appended, are deploy/examples/bridge.yaml's.
 const bridgeConfig = `listen: %[1]s
 public_url: http://%[1]s
 store:
@@ -52,20 +52,6 @@ token:
   service: ` + service + `
   lifetime: 5m
   signing_key_file: %[3]s/signing.key
-access:
-  - groups: [registry-admins]
-    repositories: ["**"]
-    actions: [pull, push, delete]
-    catalog: true
-  - groups: [team-a]
-    repositories: ["team-a/**"]
-    actions: [pull, push]
-  - users: ["*"]
-    repositories: ["${username}/**"]
-    actions: [pull, push, delete]
-  - anonymous: true
-    repositories: ["public/**"]
-    actions: [pull]
 log:
   level: %[4]s
   format: json
@@ -227,7 +213,7 @@ func startBridges(b *testing.B, dir, redisAddr string) []*target {
 	for _, level := range []string{"warn", "info"} {
 		addr := freeAddr(b)
 		config := filepath.Join(dir, "bridge-"+level+".yaml")
-		if err := os.WriteFile(config, fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, level), 0o600); err != nil {
+		if err := os.WriteFile(config, append(fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, level), testenv.ExampleAccess(b)...), 0o600); err != nil {
 			b.Fatal(err)
 		}
 		if password == "" {
@@ -245,6 +231,23 @@ func startBridges(b *testing.B, dir, redisAddr string) []*target {
 			name = "bridge (audit on)"
 		}
 		bridges = append(bridges, &target{name: name, url: "http://" + addr + tokenQuery, password: password, pid: p.PID()})
+	}
+	// BENCH_BASELINE_BIN, a bridge binary built from an earlier commit,
+	// runs beside them with the audit log on (the production default), so
+	// a change on the token path is measured before and after in one run.
+	if bin := os.Getenv("BENCH_BASELINE_BIN"); bin != "" {
+		addr := freeAddr(b)
+		config := filepath.Join(dir, "bridge-baseline.yaml")
+		if err := os.WriteFile(config, append(fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, "info"), testenv.ExampleAccess(b)...), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		p := testenv.Start(b, testenv.Cmd{
+			Name:     "bridge-baseline",
+			Path:     bin,
+			Args:     []string{"serve", "--config", config},
+			ReadyURL: "http://" + addr + "/readyz",
+		})
+		bridges = append(bridges, &target{name: "baseline (audit on)", url: "http://" + addr + tokenQuery, password: password, pid: p.PID()})
 	}
 	return bridges
 }

@@ -181,7 +181,7 @@ func TestBrowser(t *testing.T) {
 
 	loginLine := d.command(t, "skopeo login ") // skopeo login --tls-verify=false -u alice HOST
 	pushLine := d.command(t, "skopeo copy ")   // skopeo copy … docker://HOST/team-a/app:v1
-	ownLine := strings.Replace(pushLine, "/team-a/app:", "/alice/app:", 1)
+	ownLine := strings.Replace(pushLine, "/team-a/app:", "/users/alice/app:", 1)
 	if !strings.Contains(loginLine, " -u alice ") || !strings.Contains(pushLine, "docker://"+d.registryHost+"/team-a/app:v1") {
 		t.Fatalf("unexpected demo commands:\n%s\n%s", loginLine, pushLine)
 	}
@@ -218,7 +218,7 @@ func TestBrowser(t *testing.T) {
 	})
 	assertDenied(t, "push to team-a after leaving the group", out, err)
 	if out, err := skopeo.run(ctx, ownLine, ""); err != nil {
-		t.Errorf("push to alice/app after leaving team-a: %v\n%s", err, out)
+		t.Errorf("push to users/alice/app after leaving team-a: %v\n%s", err, out)
 	}
 
 	// Log out of the bridge: back at its login button.

@@ -41,7 +41,7 @@ func eachClient(t *testing.T, w *world, perRegistry func(t *testing.T, host stri
 
 // TestClients logs in, pushes and pulls with every client against both
 // registries: team-a's password may push to team-a/** and to its own
-// alice/**, not to team-b/**, and a wrong password gets nowhere.
+// users/alice/**, not to team-b/**, and a wrong password gets nowhere.
 func TestClients(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	img := testenv.OCILayout(t, t.TempDir())
@@ -51,7 +51,7 @@ func TestClients(t *testing.T) {
 		login(t, c, host, "alice", pw)
 
 		pushPull(t, c, img, host+"/team-a/"+c.Name+"-app:v1")
-		pushPull(t, c, img, host+"/alice/"+c.Name+"-app:v1")
+		pushPull(t, c, img, host+"/users/alice/"+c.Name+"-app:v1")
 		out, err := c.Push(t.Context(), img, host+"/team-b/x:v1")
 		assertDenied(t, "push to team-b", out, err)
 
@@ -83,7 +83,7 @@ func TestReadOnly(t *testing.T) {
 		pull(t, c, img, host+repo)
 		out, err := c.Push(t.Context(), img, host+"/team-a/ro-app:"+c.Name)
 		assertDenied(t, "read-only push to team-a", out, err)
-		out, err = c.Push(t.Context(), img, host+"/alice/"+c.Name+"-ro:v1")
+		out, err = c.Push(t.Context(), img, host+"/users/alice/"+c.Name+"-ro:v1")
 		assertDenied(t, "read-only push to the own namespace", out, err)
 	})
 }

@@ -67,7 +67,7 @@ func (w *world) serve(t testing.TB) (config, url string) {
 	url = fmt.Sprintf("http://localhost:%d", port)
 	config = filepath.Join(t.TempDir(), "bridge.yaml")
 	text := fmt.Sprintf(configTemplate, port, url, w.redis, issuer, service,
-		filepath.Join(w.keys, "signing.key"), filepath.Join(w.keys, "signing.crt"))
+		filepath.Join(w.keys, "signing.key"), filepath.Join(w.keys, "signing.crt")) + testenv.ExampleAccess(t)
 	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,8 @@ func (w *world) serve(t testing.TB) (config, url string) {
 }
 
 // configTemplate is the bridge configuration of docs/reference.md without the
-// oidc section, so the bridge runs without browser login. Arguments: port,
+// oidc section, so the bridge runs without browser login, and with the
+// access rules of deploy/examples/bridge.yaml appended. Arguments: port,
 // public URL, Redis address, issuer, service, key file, certificate file.
 const configTemplate = `listen: 127.0.0.1:%d
 public_url: %s
@@ -97,17 +98,8 @@ token:
 passwords:
   default_lifetime: 720h
   max_lifetime: 2160h
-  revalidate_every: 15m
-access:
-  - groups: [team-a]
-    repositories: ["team-a/**"]
-    actions: [pull, push]
-  - users: ["*"]
-    repositories: ["${username}/**"]
-    actions: [pull, push, delete]
-  - anonymous: true
-    repositories: ["public/**"]
-    actions: [pull]
+revalidation:
+  every: 15m
 `
 
 // tokenAuth is the registry configuration that trusts the world's bridge.

@@ -52,7 +52,7 @@ func TestRevokeAll(t *testing.T) {
 	}
 	carol := w.mint(t, password{user: "carol", name: "keep"})
 	query := func(user string) url.Values {
-		return url.Values{"service": {service}, "scope": {"repository:" + user + "/app:pull"}}
+		return url.Values{"service": {service}, "scope": {"repository:users/" + user + "/app:pull"}}
 	}
 	for i, pw := range bob {
 		if status, _ := getToken(t, w.url, query("bob"), "bob", pw); status != http.StatusOK {
@@ -71,8 +71,8 @@ func TestRevokeAll(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("carol's password after bob's revoke --all: status %d, want 200", status)
 	}
-	if got := checkGET(t, tr).actions("carol/app"); !slices.Equal(got, []string{"pull"}) {
-		t.Errorf("carol's token grants %v on carol/app, want [pull]", got)
+	if got := checkGET(t, tr).actions("users/carol/app"); !slices.Equal(got, []string{"pull"}) {
+		t.Errorf("carol's token grants %v on users/carol/app, want [pull]", got)
 	}
 	var list []struct{ ID string }
 	out := w.mustRun(t, "passwords", "list", "--config", w.config, "--user", "bob", "--json")

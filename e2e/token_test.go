@@ -55,7 +55,7 @@ func TestDockerFlows(t *testing.T) {
 					do: func(t *testing.T) (int, tokenResponse) {
 						return postToken(t, w.url, url.Values{
 							"grant_type": {"refresh_token"}, "client_id": {"docker"}, "refresh_token": {login.RefreshToken},
-							"service": {service}, "scope": {"repository:team-a/app:pull repository:alice/app:pull,push"},
+							"service": {service}, "scope": {"repository:team-a/app:pull repository:users/alice/app:pull,push"},
 						}, formURLEncoded)
 					},
 				},
@@ -65,7 +65,7 @@ func TestDockerFlows(t *testing.T) {
 					do: func(t *testing.T) (int, tokenResponse) {
 						return postToken(t, w.url, url.Values{
 							"grant_type": {"password"}, "client_id": {"containerd-client"}, "username": {"alice"}, "password": {pw},
-							"service": {service}, "scope": {"repository:team-a/app:pull repository:alice/app:pull,push"},
+							"service": {service}, "scope": {"repository:team-a/app:pull repository:users/alice/app:pull,push"},
 						}, formURLEncoded+"; charset=utf-8")
 					},
 				},
@@ -73,7 +73,7 @@ func TestDockerFlows(t *testing.T) {
 					name: "GET with Basic :refresh_token (containerd fallback)",
 					do: func(t *testing.T) (int, tokenResponse) {
 						return getToken(t, w.url, url.Values{
-							"service": {service}, "scope": {"repository:team-a/app:pull", "repository:alice/app:pull,push"},
+							"service": {service}, "scope": {"repository:team-a/app:pull", "repository:users/alice/app:pull,push"},
 						}, "", login.RefreshToken)
 					},
 				},
@@ -93,8 +93,8 @@ func TestDockerFlows(t *testing.T) {
 					if got := c.actions("team-a/app"); !slices.Equal(got, []string{"pull"}) {
 						t.Errorf("token grants %v on team-a/app, want [pull]", got)
 					}
-					if got := c.actions("alice/app"); !slices.Equal(got, []string{"pull", "push"}) {
-						t.Errorf("token grants %v on alice/app, want [pull push]", got)
+					if got := c.actions("users/alice/app"); !slices.Equal(got, []string{"pull", "push"}) {
+						t.Errorf("token grants %v on users/alice/app, want [pull push]", got)
 					}
 					useToken(t, host, tr.AccessToken, img)
 				})

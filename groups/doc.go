@@ -23,5 +23,9 @@
 //	}
 //	allowed := pol.Summary(sub) // for the web page: [{repository team-a/** [pull push]} ...]
 //
+//	for _, f := range groups.Lint(cfg.Access) { // for `config check` and reloads
+//		fmt.Println(f) // e.g. a ${username} pattern a person can turn into a team's namespace
+//	}
+//
 // Package groups does no I/O and imports nothing of this module but scope.
 package groups

@@ -46,6 +46,11 @@ type Rule struct {
 	Actions []string `yaml:"actions" json:"actions"`
 	// Catalog also grants registry:catalog:*, the repository listing.
 	Catalog bool `yaml:"catalog,omitempty" json:"catalog,omitempty"`
+	// AllowOverlap accepts, for this rule, the overlaps Lint reports
+	// between a username-keyed pattern and another rule's namespace: set
+	// it on either rule when the overlap is deliberate. It changes no
+	// grant.
+	AllowOverlap bool `yaml:"allow_overlap,omitempty" json:"allow_overlap,omitempty"`
 }
 
 // ErrInvalid is matched (errors.Is) by every problem Validate reports.
@@ -69,16 +74,23 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 // start with it.
 const ListKey = "access"
 
+// Rules is the configuration file's `access:` list.
+type Rules []Rule
+
 // Validate reports every problem of every rule at once, joined with
-// errors.Join; each is a *FieldError whose path starts with "access[i]".
-// It returns nil when the rules compile.
-func Validate(rules []Rule) error {
+// errors.Join; each is a *FieldError whose path starts with prefix[i]
+// (prefix is normally ListKey, giving "access[2].actions[0]"). It returns
+// nil when the rules compile.
+func (rs Rules) Validate(prefix string) error {
 	var errs []error
-	for i, r := range rules {
-		errs = append(errs, r.validate(fmt.Sprintf("%s[%d]", ListKey, i))...)
+	for i, r := range rs {
+		errs = append(errs, r.validate(fmt.Sprintf("%s[%d]", prefix, i))...)
 	}
 	return errors.Join(errs...)
 }
+
+// Validate is Rules(rules).Validate(ListKey).
+func Validate(rules []Rule) error { return Rules(rules).Validate(ListKey) }
 
 func (r Rule) validate(path string) []error {
 	var errs []error

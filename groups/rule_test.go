@@ -86,6 +86,7 @@ func TestRuleYAMLKeys(t *testing.T) {
 	want := map[string]string{
 		"Groups": "groups,omitempty", "Users": "users,omitempty", "Anonymous": "anonymous,omitempty",
 		"Repositories": "repositories", "Actions": "actions", "Catalog": "catalog,omitempty",
+		"AllowOverlap": "allow_overlap,omitempty",
 	}
 	typ := reflect.TypeFor[Rule]()
 	for i := range typ.NumField() {

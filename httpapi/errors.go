@@ -16,6 +16,8 @@ type httpError struct {
 	public string
 	// cause is logged, never sent.
 	cause error
+	// header, if set, is added to the answer (e.g. Retry-After).
+	header http.Header
 }
 
 func (e *httpError) Error() string {
@@ -68,6 +70,7 @@ func registryCode(status int) string {
 // WWW-Authenticate: Basic challenge on 401s.
 func writeError(w http.ResponseWriter, e *httpError, realm string) {
 	h := w.Header()
+	e.setHeaders(h)
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -80,4 +83,11 @@ func writeError(w http.ResponseWriter, e *httpError, realm string) {
 		Description: e.public,
 		Errors:      []registryError{{Code: registryCode(e.status), Message: e.public}},
 	})
+}
+
+// setHeaders adds the error's own headers to h.
+func (e *httpError) setHeaders(h http.Header) {
+	for k, v := range e.header {
+		h[k] = v
+	}
 }

@@ -15,6 +15,8 @@ type metrics struct {
 	// it is only read afterwards.
 	token       map[[2]string]tokenSeries
 	storeErrors prometheus.Counter
+	// denials counts refusals by reason; resolved per reason on first use.
+	denials *prometheus.CounterVec
 	// passwordsMinted (by channel) and passwordsRevoked count changes
 	// made through this server (page and API), not by the CLI.
 	passwordsMinted  *prometheus.CounterVec
@@ -25,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_token_requests_total",
-			Help: "Token requests by outcome (granted, denied, bad_request, error) and grant (basic, anonymous, password, refresh_token).",
+			Help: "Token requests by outcome (granted, partial, refused, denied, bad_request, error) and grant (basic, anonymous, password, refresh_token).",
 		}, []string{"outcome", "grant"}),
 		tokenLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bridge_token_request_duration_seconds",
@@ -36,6 +38,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bridge_store_errors_total",
 			Help: "Store operations that failed (not counting not-found).",
 		}),
+		denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bridge_token_denials_total",
+			Help: "Token requests refused wholly or in part, by reason (credentials, suspended, idp_unavailable, store_unavailable, policy, read_only, wrong_service, bad_request, server_error).",
+		}, []string{"reason"}),
 		passwordsMinted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bridge_passwords_minted_total",
 			Help: "App passwords minted through this server, by channel.",
@@ -45,9 +51,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "App passwords revoked through this server.",
 		}),
 	}
-	reg.MustRegister(m.tokenRequests, m.tokenLatency, m.storeErrors, m.passwordsMinted, m.passwordsRevoked)
+	reg.MustRegister(m.tokenRequests, m.tokenLatency, m.storeErrors, m.denials, m.passwordsMinted, m.passwordsRevoked)
 	m.token = make(map[[2]string]tokenSeries)
-	for _, outcome := range []string{"granted", "denied", "bad_request", "error"} {
+	for _, outcome := range []string{"granted", "partial", "refused", "denied", "bad_request", "error"} {
 		for _, grant := range []string{grantBasic, grantAnonymous, grantPassword, grantRefresh, "unknown"} {
 			m.token[[2]string{outcome, grant}] = tokenSeries{
 				count:   m.tokenRequests.WithLabelValues(outcome, grant),
@@ -76,3 +82,6 @@ func (m *metrics) observeToken(outcome, grant string, d time.Duration) {
 	ts.count.Inc()
 	ts.latency.Observe(d.Seconds())
 }
+
+// denial counts a refusal; reasons are a fixed set chosen by the handler.
+func (m *metrics) denial(reason string) { m.denials.WithLabelValues(reason).Inc() }

@@ -149,17 +149,34 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
+// handleReady answers 200 {"status":"ready"} when the store answers and
+// the cache follows its events, else 503 {"status":"unavailable","store":
+// "…"} with the store's error, which names the server and the config key
+// to check (never a password). Failures are not logged here: the cache
+// logs the store's state changes once each, and a probe every few seconds
+// would flood the log.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	body := readyBody{Status: "ready"}
+	status := http.StatusOK
 	if err := s.ping(ctx); err != nil {
 		s.metrics.storeErrors.Inc()
-		s.log.WarnContext(ctx, "not ready", "request_id", requestID(ctx), "err", err)
-		writeError(w, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", public: "store unreachable", cause: err}, "")
-		return
+		s.log.DebugContext(ctx, "not ready", "request_id", requestID(ctx), "err", err)
+		body = readyBody{Status: "unavailable", Store: err.Error()}
+		status = http.StatusServiceUnavailable
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte("ready\n"))
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// readyBody is /readyz's answer.
+type readyBody struct {
+	Status string `json:"status"`
+	Store  string `json:"store,omitempty"`
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/groups"
-	"github.com/registry-bridge/bridge/identity"
 	"github.com/registry-bridge/bridge/passwords"
 	"github.com/registry-bridge/bridge/scope"
 	"github.com/registry-bridge/bridge/store"
@@ -49,61 +49,101 @@ type tokenResponse struct {
 var errUnauthorized = &httpError{status: http.StatusUnauthorized, code: "invalid_grant",
 	public: "invalid username or app password"}
 
+// tokenEvent is what one token request did: the audit event and the
+// metrics are written from it, once, by handleToken.
+type tokenEvent struct {
+	start   time.Time
+	req     tokenRequest
+	rec     *store.Password
+	granted []scope.Scope
+	// denied explains requested actions that were not granted (policy or
+	// read-only), or why the request was refused as a whole.
+	denied []string
+	// reason is the metrics label of a refusal; "" when all was granted.
+	reason string
+}
+
+// handleToken is the token endpoint; see docs/protocol.md.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	start := s.now()
+	ev := tokenEvent{start: s.now()}
+	herr := s.token(w, r, &ev)
+	if herr != nil {
+		if herr.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", "GET, POST")
+		}
+		writeError(w, herr, s.realm)
+	}
+	s.audit(r, &ev, herr)
+}
+
+// token answers one token request, recording what it did in ev.
+func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *httpError {
 	var body []byte
 	if r.Method == http.MethodPost {
 		var err error
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes+1))
 		if err != nil {
-			s.finishToken(w, r, start, tokenRequest{}, nil, nil,
-				&httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request", public: "form too large", cause: err})
-			return
+			ev.reason = "bad_request"
+			return &httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request", public: "form too large", cause: err}
 		}
 	}
 	req, herr := parseTokenRequest(r.Method, r.URL.RawQuery, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), body)
+	ev.req = req
 	if herr != nil {
-		if herr.status == http.StatusMethodNotAllowed {
-			w.Header().Set("Allow", "GET, POST")
+		ev.reason = "bad_request"
+		if herr.status == http.StatusUnauthorized {
+			ev.reason = "credentials"
 		}
-		s.finishToken(w, r, start, req, nil, nil, herr)
-		return
+		return herr
 	}
 	if req.service != "" && req.service != s.service {
-		s.finishToken(w, r, start, req, nil, nil, badRequest("unknown service %s; this token server serves %q", quoteTrunc(req.service), s.service))
-		return
+		ev.reason = "wrong_service"
+		return badRequest("unknown service %s; this token server serves %q: set the registry's auth.token.service to %q (or the bridge's token.service to the registry's)",
+			quoteTrunc(req.service), s.service, s.service)
 	}
 
 	subject := groups.Subject{Anonymous: true}
-	var rec *store.Password
 	var cred passwords.Credential
 	if req.grant != grantAnonymous {
 		p, c, herr := s.authenticate(r.Context(), req)
 		if herr != nil {
-			s.finishToken(w, r, start, req, nil, nil, herr)
-			return
+			ev.reason = "credentials"
+			if herr.status >= 500 {
+				ev.reason = "store_unavailable"
+			}
+			return herr
 		}
-		gs, herr := s.currentGroups(r.Context(), p)
+		ev.rec, cred = &p, c
+		gs, herr := s.currentGroups(r.Context(), p, ev)
 		if herr != nil {
-			s.finishToken(w, r, start, req, &p, nil, herr)
-			return
+			return herr
 		}
-		rec, cred = &p, c
 		subject = groups.Subject{Username: p.Username, Groups: gs, ReadOnly: p.ReadOnly}
 	}
 
-	granted := s.policy().Grant(subject, req.scopes)
+	policy := s.policy()
+	granted := policy.Grant(subject, req.scopes)
 	access := make([]scope.Scope, 0, len(granted))
-	for _, g := range granted {
+	var short []scope.Scope
+	for i, g := range granted {
 		if len(g.Actions) > 0 {
 			access = append(access, g)
 		}
+		if len(g.Actions) < len(req.scopes[i].Actions) && len(short) < maxExplained {
+			short = append(short, req.scopes[i])
+		}
 	}
+	if len(short) > 0 {
+		// Rare next to full grants, so the reasons are worked out only
+		// then, for a bounded number of scopes: the same words as
+		// `bridge policy explain`.
+		s.explainDenial(policy, subject, short, ev)
+	}
+	ev.granted = access
 	tok, err := s.tokens.Issue(subject.Username, access)
 	if err != nil {
-		s.finishToken(w, r, start, req, rec, nil, &httpError{status: http.StatusInternalServerError, code: "server_error",
-			public: "could not sign the token", cause: err})
-		return
+		ev.reason = "server_error"
+		return &httpError{status: http.StatusInternalServerError, code: "server_error", public: "could not sign the token", cause: err}
 	}
 	resp := tokenResponse{
 		Token:       tok.Raw,
@@ -114,14 +154,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		resp.Scope = scope.Format(access)
 	}
-	if req.offline && rec != nil {
+	if req.offline && ev.rec != nil {
 		// The refresh token is derived from the password, so it is the
 		// same on every login and dies with the password.
 		resp.RefreshToken = cred.RefreshToken()
 	}
-	if rec != nil {
+	if ev.rec != nil {
 		// Asynchronous and coalesced by the cache: never on the hot path.
-		_ = s.passwords.TouchPassword(context.WithoutCancel(r.Context()), rec.ID, start)
+		_ = s.passwords.TouchPassword(context.WithoutCancel(r.Context()), ev.rec.ID, ev.start)
 	}
 
 	h := w.Header()
@@ -130,54 +170,90 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(resp)
-	s.finishToken(w, r, start, req, rec, access, nil)
+	return nil
+}
+
+// maxExplained bounds the scopes a refusal explains: Explain costs more
+// than Grant, and anyone, signed in or not, can ask for refused scopes.
+const maxExplained = 8
+
+// explainDenial records, for each requested scope not wholly granted, the
+// refused actions and the reason.
+func (s *Server) explainDenial(policy *groups.Policy, subject groups.Subject, requested []scope.Scope, ev *tokenEvent) {
+	for _, d := range policy.Explain(subject, requested) {
+		if d.Reason == "" {
+			continue // e.g. an action requested twice, granted once
+		}
+		if ev.reason == "" {
+			ev.reason = "policy"
+		}
+		if subject.ReadOnly && strings.Contains(d.Reason, "read-only") {
+			ev.reason = "read_only"
+		}
+		ev.denied = append(ev.denied, truncate(d.Reason, 300))
+	}
 }
 
 // authenticate checks the request's credentials against the store. Every
-// failure gets the same 401 and the same digest comparison, so the secret
-// cannot be probed by timing. (Whether an id is live can be: a cached
-// record answers without a store round trip. Ids are not secrets.) A store
-// outage is a 503, never a 401 that would make clients drop credentials.
+// failure gets the same 401 after the same one digest comparison — with
+// the stored record's digests, or with DummyDigest when there is no
+// record — so the secret cannot be probed by timing. (Whether an id is
+// live can be: a cached record answers without a store round trip. Ids
+// are not secrets.) A store outage is a 503, never a 401 that would make
+// clients drop credentials.
 func (s *Server) authenticate(ctx context.Context, req tokenRequest) (store.Password, passwords.Credential, *httpError) {
-	cred, err := passwords.Parse(req.secret)
-	if err != nil {
-		passwords.VerifyDigest(passwords.DummyDigest, req.secret)
-		return store.Password{}, cred, withCause(errUnauthorized, "malformed app password")
-	}
+	// People paste passwords with a trailing newline or space; an app
+	// password never contains white space.
+	secret := strings.TrimSpace(req.secret)
+	cred, err := passwords.Parse(secret)
+	rec := store.Password{Digest: passwords.DummyDigest, RefreshDigest: passwords.DummyDigest}
+	var why string
 	switch {
-	case req.grant == grantPassword && cred.Kind != passwords.KindPassword:
-		passwords.VerifyDigest(passwords.DummyDigest, cred.Secret())
-		return store.Password{}, cred, withCause(errUnauthorized, "refresh token sent as password grant")
-	case req.grant == grantRefresh && cred.Kind != passwords.KindRefresh:
-		passwords.VerifyDigest(passwords.DummyDigest, cred.Secret())
-		return store.Password{}, cred, withCause(errUnauthorized, "password sent as refresh_token grant")
-	}
-	p, err := s.passwords.GetPassword(ctx, cred.ID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		passwords.VerifyDigest(passwords.DummyDigest, cred.Secret())
-		return store.Password{}, cred, withCause(errUnauthorized, "unknown, revoked or expired password "+cred.ID)
 	case err != nil:
-		s.metrics.storeErrors.Inc()
-		return store.Password{}, cred, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
-			public: "the password store is unavailable; try again", cause: err}
+		why = "malformed app password"
+	case req.grant == grantPassword && cred.Kind != passwords.KindPassword:
+		why = "refresh token sent as password grant"
+	case req.grant == grantRefresh && cred.Kind != passwords.KindRefresh:
+		why = "password sent as refresh_token grant"
+	default:
+		p, err := s.passwords.GetPassword(ctx, cred.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			why = "unknown, revoked or expired password " + cred.ID
+		case err != nil:
+			s.metrics.storeErrors.Inc()
+			return store.Password{}, cred, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+				public: "the password store is unavailable; try again", cause: err}
+		default:
+			rec = p
+		}
 	}
-	ok := cred.Matches(p.Digest, p.RefreshDigest)
+	ok := cred.Matches(rec.Digest, rec.RefreshDigest) // the one comparison, on every path
 	switch {
+	case why != "":
 	case !ok:
-		return store.Password{}, cred, withCause(errUnauthorized, "wrong secret for password "+cred.ID)
-	case !s.now().Before(p.ExpiresAt):
-		return store.Password{}, cred, withCause(errUnauthorized, "expired password "+cred.ID)
-	case req.username != "" && req.username != p.Username:
-		return store.Password{}, cred, withCause(errUnauthorized, "password "+cred.ID+" belongs to another user")
+		why = "wrong secret for password " + cred.ID
+	case !s.now().Before(rec.ExpiresAt):
+		why = "expired password " + cred.ID
+	case req.username != "" && req.username != rec.Username:
+		why = "password " + cred.ID + " belongs to another user"
 	}
-	return p, cred, nil
+	if why == "" {
+		return rec, cred, nil
+	}
+	herr := withCause(errUnauthorized, why)
+	if err != nil && !strings.HasPrefix(secret, passwords.PasswordPrefix) && !strings.HasPrefix(secret, passwords.RefreshPrefix) {
+		// Most likely the identity provider's password: say what is
+		// wanted instead. This reveals nothing about any account.
+		herr.public = "invalid username or app password: use an app password (it starts with " + passwords.PasswordPrefix +
+			") minted at " + s.realm + ", not your single sign-on password"
+	}
+	return store.Password{}, cred, herr
 }
 
 // currentGroups returns the groups password p acts with now: its owner's
-// revalidated groups when the browser login is on, else those it was
-// minted with.
-func (s *Server) currentGroups(ctx context.Context, p store.Password) ([]string, *httpError) {
+// standing when the browser login is on, else those it was minted with.
+func (s *Server) currentGroups(ctx context.Context, p store.Password, ev *tokenEvent) ([]string, *httpError) {
 	if s.groups == nil {
 		return p.Groups, nil
 	}
@@ -185,20 +261,22 @@ func (s *Server) currentGroups(ctx context.Context, p store.Password) ([]string,
 	switch {
 	case err == nil:
 		return gs, nil
-	case errors.Is(err, identity.ErrSuspended):
+	case errors.Is(err, accounts.ErrSuspended):
+		ev.reason = "suspended"
 		return nil, &httpError{status: http.StatusUnauthorized, code: "invalid_grant",
 			public: "your identity provider login is no longer valid; log in again at " + s.realm + " and your app passwords work again", cause: err}
+	case errors.Is(err, accounts.ErrUnavailable):
+		ev.reason = "idp_unavailable"
 	default:
-		if !errors.Is(err, identity.ErrUnavailable) { // the provider's outage is counted by revalidations
-			s.metrics.storeErrors.Inc()
-		}
-		return nil, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
-			public: "your group membership cannot be confirmed right now; try again later", cause: err}
+		ev.reason = "store_unavailable"
+		s.metrics.storeErrors.Inc()
 	}
+	return nil, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+		public: "your group membership cannot be confirmed right now; try again later", cause: err}
 }
 
 // GroupResolver says which groups a password acts with now;
-// *identity.Revalidator is one.
+// *accounts.Accounts is one.
 type GroupResolver interface {
 	Groups(ctx context.Context, p store.Password) ([]string, error)
 }
@@ -209,14 +287,21 @@ func withCause(e *httpError, cause string) *httpError {
 	return &c
 }
 
-// finishToken writes herr (if any), then records the request's metrics
-// and its audit event. The event never holds a secret.
-func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, start time.Time, req tokenRequest,
-	rec *store.Password, granted []scope.Scope, herr *httpError) {
+// Bounds on client-supplied values in the audit event, so that a request
+// cannot make its own log line large.
+const (
+	maxLoggedValue  = 128
+	maxLoggedScopes = 1024
+)
+
+// audit records the request's metrics and its audit event. The event
+// never holds a secret; every value the client chose is truncated.
+func (s *Server) audit(r *http.Request, ev *tokenEvent, herr *httpError) {
+	req := ev.req
 	outcome, status := "granted", http.StatusOK
-	if herr != nil {
+	switch {
+	case herr != nil:
 		status = herr.status
-		writeError(w, herr, s.realm)
 		switch {
 		case status == http.StatusUnauthorized:
 			outcome = "denied"
@@ -225,8 +310,15 @@ func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, start time.
 		default:
 			outcome = "bad_request"
 		}
+	case ev.reason != "" && len(ev.granted) == 0:
+		outcome = "refused" // 200, but nothing requested was granted
+	case ev.reason != "":
+		outcome = "partial"
 	}
-	s.metrics.observeToken(outcome, req.grant, s.now().Sub(start))
+	s.metrics.observeToken(outcome, req.grant, s.now().Sub(ev.start))
+	if ev.reason != "" {
+		s.metrics.denial(ev.reason)
+	}
 
 	level := slog.LevelInfo
 	if status >= 500 {
@@ -235,7 +327,7 @@ func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, start time.
 	if !s.log.Enabled(r.Context(), level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
 		slog.String("request_id", requestID(r.Context())),
 		slog.String("outcome", outcome),
@@ -244,24 +336,41 @@ func (s *Server) finishToken(w http.ResponseWriter, r *http.Request, start time.
 		slog.String("client_ip", clientIP(r)),
 	)
 	if req.clientID != "" {
-		attrs = append(attrs, slog.String("client_id", req.clientID))
+		attrs = append(attrs, slog.String("client_id", logSafe(req.clientID, maxLoggedValue)))
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, slog.String("user_agent", logSafe(ua, maxLoggedValue)))
 	}
 	switch {
-	case rec != nil:
-		attrs = append(attrs, slog.String("user", rec.Username), slog.String("password_id", rec.ID))
+	case ev.rec != nil:
+		attrs = append(attrs, slog.String("user", ev.rec.Username), slog.String("password_id", ev.rec.ID))
 	case req.username != "":
 		attrs = append(attrs, slog.String("user", logSafeUsername(req.username)))
 	}
 	if len(req.scopes) > 0 {
-		attrs = append(attrs, slog.String("requested", scope.Format(req.scopes)))
+		attrs = append(attrs, slog.String("requested", logSafe(scope.Format(req.scopes), maxLoggedScopes)))
 	}
 	if herr == nil {
-		attrs = append(attrs, slog.String("granted", scope.Format(granted)))
-	} else if herr.cause != nil {
-		attrs = append(attrs, slog.String("reason", herr.cause.Error()))
+		attrs = append(attrs, slog.String("granted", scope.Format(ev.granted)))
+	}
+	if ev.reason != "" {
+		attrs = append(attrs, slog.String("reason", ev.reason))
+	}
+	if len(ev.denied) > 0 {
+		attrs = append(attrs, slog.Any("denied", ev.denied))
+	}
+	if herr != nil {
+		// The explanation the client got, and the cause it did not.
+		attrs = append(attrs, slog.String("error", logSafe(herr.public, maxLoggedScopes)))
+		if herr.cause != nil {
+			attrs = append(attrs, slog.String("cause", logSafe(herr.cause.Error(), maxLoggedScopes)))
+		}
 	}
 	s.log.LogAttrs(r.Context(), level, "token", attrs...)
 }
+
+// logSafe cuts a client-supplied value to n bytes of valid UTF-8.
+func logSafe(v string, n int) string { return truncate(strings.ToValidUTF8(v, "?"), n) }
 
 // logSafeUsername keeps an attacker-supplied username fit for the audit
 // log: an app password pasted into the username field is redacted to its
@@ -273,7 +382,7 @@ func logSafeUsername(u string) string {
 	if strings.Contains(u, passwords.PasswordPrefix) || strings.Contains(u, passwords.RefreshPrefix) {
 		return "(redacted: looks like an app password)"
 	}
-	return truncate(strings.ToValidUTF8(u, "?"), 64)
+	return logSafe(u, 64)
 }
 
 func clientIP(r *http.Request) string {

@@ -1,19 +1,20 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,19 +36,44 @@ type fixture struct {
 	st     *memory.Store
 	now    time.Time
 	pubKey any
+	logs   *syncBuffer
+}
+
+// syncBuffer collects log lines from concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.b.String() }
+
+// lastLog returns the last JSON log line as a map.
+func (f *fixture) lastLog() map[string]any {
+	f.t.Helper()
+	lines := strings.Split(strings.TrimSpace(f.logs.String()), "\n")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		f.t.Fatalf("log line %q: %v", lines[len(lines)-1], err)
+	}
+	return m
 }
 
 var testRules = []groups.Rule{
 	{Groups: []string{"admins"}, Repositories: []string{"**"}, Actions: []string{"pull", "push", "delete"}, Catalog: true},
 	{Groups: []string{"team-a"}, Repositories: []string{"team-a/**"}, Actions: []string{"pull", "push"}},
 	{Groups: []string{"team-b"}, Repositories: []string{"team-b/**"}, Actions: []string{"pull", "push"}},
-	{Users: []string{"*"}, Repositories: []string{"${username}/**"}, Actions: []string{"pull", "push", "delete"}},
+	{Users: []string{"*"}, Repositories: []string{"users/${username}/**"}, Actions: []string{"pull", "push", "delete"}},
 	{Anonymous: true, Repositories: []string{"public/**"}, Actions: []string{"pull"}},
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	f := &fixture{t: t, now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{}}
 	clock := func() time.Time { return f.now }
 	keyPEM, certPEM, err := tokens.GenerateKey(tokens.AlgES256, "test", f.now)
 	if err != nil {
@@ -78,7 +104,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { f.st.Close() })
 	var err2 error
 	f.srv, err2 = New(Options{
-		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:       slog.New(slog.NewJSONHandler(f.logs, nil)),
 		Passwords: f.st,
 		Ping:      f.st.Ping,
 		Tokens:    issuer,
@@ -257,7 +283,7 @@ func TestTokenCredentialFailures(t *testing.T) {
 		"bearer":           "Bearer " + pw,
 	} {
 		t.Run(name, func(t *testing.T) {
-			w := f.get("service="+testService+"&scope=repository:alice/x:pull", authz)
+			w := f.get("service="+testService+"&scope=repository:users/alice/x:pull", authz)
 			if w.Code != http.StatusUnauthorized {
 				t.Fatalf("status %d, want 401; body %s", w.Code, w.Body)
 			}
@@ -299,8 +325,8 @@ func TestTokenScopes(t *testing.T) {
 	ro, _ := f.mint("reader", []string{"team-a"}, true)
 
 	t.Run("repeated and space-joined agree", func(t *testing.T) {
-		a := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull&scope=repository:alice/y:push,pull", basic("alice", alice)))
-		b := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull%20repository:alice/y:push,pull", basic("alice", alice)))
+		a := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull&scope=repository:users/alice/y:push,pull", basic("alice", alice)))
+		b := f.decode(f.get("service="+testService+"&scope=repository:team-a/x:pull%20repository:users/alice/y:push,pull", basic("alice", alice)))
 		if !reflect.DeepEqual(a.access, b.access) || len(a.access) != 2 {
 			t.Fatalf("%v vs %v", a.access, b.access)
 		}
@@ -332,19 +358,19 @@ func TestTokenScopes(t *testing.T) {
 		}
 	})
 	t.Run("star means everything held", func(t *testing.T) {
-		d := f.decode(f.get("scope=repository:alice/x:*", basic("alice", alice)))
-		got := d.actions("repository", "alice/x")
+		d := f.decode(f.get("scope=repository:users/alice/x:*", basic("alice", alice)))
+		got := d.actions("repository", "users/alice/x")
 		if !reflect.DeepEqual(got, []string{"*"}) && !reflect.DeepEqual(got, []string{"pull", "push", "delete"}) {
-			t.Errorf("alice/x * = %v", got)
+			t.Errorf("users/alice/x * = %v", got)
 		}
 	})
 	t.Run("read-only password", func(t *testing.T) {
-		d := f.decode(f.get("scope=repository:team-a/x:pull,push&scope=repository:reader/x:*", basic("reader", ro)))
+		d := f.decode(f.get("scope=repository:team-a/x:pull,push&scope=repository:users/reader/x:*", basic("reader", ro)))
 		if got := d.actions("repository", "team-a/x"); !reflect.DeepEqual(got, []string{"pull"}) {
 			t.Errorf("team-a/x = %v", got)
 		}
-		if got := d.actions("repository", "reader/x"); !reflect.DeepEqual(got, []string{"pull"}) {
-			t.Errorf("reader/x = %v", got)
+		if got := d.actions("repository", "users/reader/x"); !reflect.DeepEqual(got, []string{"pull"}) {
+			t.Errorf("users/reader/x = %v", got)
 		}
 	})
 	t.Run("host:port name", func(t *testing.T) {
@@ -401,7 +427,7 @@ func TestTokenPost(t *testing.T) {
 	// Refresh grant, as docker after `docker login` and containers/image
 	// (repeated scope fields) do; the same refresh token comes back.
 	w = f.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"containers/image"},
-		"service": {testService}, "scope": {"repository:team-a/x:pull", "repository:alice/z:push"}, "access_type": {"offline"}})
+		"service": {testService}, "scope": {"repository:team-a/x:pull", "repository:users/alice/z:push"}, "access_type": {"offline"}})
 	d = f.decode(w)
 	if d.sub() != "alice" || d.resp.RefreshToken != rt {
 		t.Errorf("sub %q refresh %v", d.sub(), d.resp.RefreshToken == rt)

@@ -8,16 +8,19 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
+	"io/fs"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/oidc"
-	"github.com/registry-bridge/bridge/passwords"
 	"github.com/registry-bridge/bridge/store"
 	"github.com/registry-bridge/bridge/web"
 )
@@ -28,38 +31,40 @@ type LoginProvider interface {
 	AuthURL(ctx context.Context, st oidc.LoginState) (string, error)
 	Exchange(ctx context.Context, st oidc.LoginState, code string) (oidc.Identity, oidc.Tokens, error)
 	LogoutURL(ctx context.Context, idTokenHint, postLogoutRedirect string) string
+	// LogoutOrigin is the origin LogoutURL sends browsers to, or "".
+	LogoutOrigin(ctx context.Context) string
 }
 
-// SessionStore keeps browser sessions and logins in flight.
+// SessionStore keeps browser sessions, and marks the logins that were
+// completed so that none completes twice (a TryLock never unlocked).
 type SessionStore interface {
 	CreateSession(ctx context.Context, s store.Session) error
 	GetSession(ctx context.Context, id string) (store.Session, error)
 	TouchSession(ctx context.Context, id string, seen, expires time.Time) error
 	DeleteSession(ctx context.Context, id string) error
-	PutLoginState(ctx context.Context, st store.LoginState) error
-	TakeLoginState(ctx context.Context, state string) (store.LoginState, error)
+	TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error)
 }
 
-// AccountStore keeps passwords and users, for the page and the API.
-type AccountStore interface {
-	CreatePassword(ctx context.Context, p store.Password) error
-	GetPassword(ctx context.Context, id string) (store.Password, error)
-	ListPasswords(ctx context.Context, username string) ([]store.Password, error)
-	DeletePassword(ctx context.Context, id string) error
-	GetUser(ctx context.Context, username string) (store.User, error)
-	PutUser(ctx context.Context, u store.User) error
-	TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error)
+// Accounts is the account rules the page and the API call;
+// *accounts.Accounts is one.
+type Accounts interface {
+	Login(ctx context.Context, id oidc.Identity, toks oidc.Tokens) (accounts.Principal, error)
+	Standing(ctx context.Context, person accounts.Principal) (accounts.Standing, error)
+	Mint(ctx context.Context, req accounts.MintRequest) (accounts.Minted, error)
+	Passwords(ctx context.Context, owner accounts.Principal) ([]store.Password, error)
+	Revoke(ctx context.Context, owner accounts.Principal, id string) (store.Password, error)
 }
 
 // LoginOptions turn on the browser login, the page and the JSON API.
 type LoginOptions struct {
 	Provider LoginProvider
 	Sessions SessionStore
-	Accounts AccountStore
-	// Sealer encrypts the provider's refresh tokens at rest.
+	Accounts Accounts
+	// Sealer seals the logins in flight that browsers carry in the login
+	// cookie: every replica must have the same key.
 	Sealer *oidc.Sealer
-	// Passwords bounds the lifetimes people may choose.
-	Passwords passwords.Config
+	// Limits offers the lifetimes people may choose.
+	Limits accounts.Limits
 	// IdleTimeout and MaxAge bound browser sessions.
 	IdleTimeout, MaxAge time.Duration
 	// Registry is the host[:port] people docker login to.
@@ -69,9 +74,17 @@ type LoginOptions struct {
 }
 
 const (
-	loginStateTTL      = 10 * time.Minute
+	loginStateTTL = 10 * time.Minute
+	// usedMarkerSlack keeps a completed login's used-marker a while past
+	// the login's expiry: the marker's ttl runs on the store's clock
+	// (Redis's), the expiry on this replica's.
+	usedMarkerSlack = time.Minute
+	// logoutOriginWait bounds how long a page waits for the provider's
+	// discovery to learn the logout origin its CSP must allow.
+	logoutOriginWait   = 2 * time.Second
+	maxCallbackParam   = 2048
 	touchEvery         = time.Minute
-	maxNameLen         = 100
+	maxPageFormBytes   = 16 << 10
 	csrfHeader         = "X-CSRF-Token"
 	loginCookie        = "rb_login"
 	sessionCookie      = "rb_session"
@@ -86,8 +99,11 @@ type ui struct {
 	lifetimes []lifetimeChoice
 	secure    bool
 	origin    string
-	csp       string
 }
+
+// csp is every page's Content-Security-Policy but form-action, which
+// pageCSP completes.
+const csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 func newUI(s *Server, o *LoginOptions) (*ui, error) {
 	pages, err := web.Templates()
@@ -97,10 +113,10 @@ func newUI(s *Server, o *LoginOptions) (*ui, error) {
 	if o.Title == "" {
 		o.Title = "Container registry"
 	}
-	u := &ui{LoginOptions: o, s: s, pages: pages, lifetimes: lifetimeChoices(o.Passwords), secure: strings.HasPrefix(s.realm, "https://"), origin: normalOrigin(s.realm)}
-	// Logout posts a form that redirects to the provider; Chrome applies
-	// form-action to that redirect, so the provider must be allowed.
-	u.csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'; form-action 'self' https: http:"
+	if o.Sealer == nil {
+		return nil, errors.New("httpapi: login options need a Sealer")
+	}
+	u := &ui{LoginOptions: o, s: s, pages: pages, lifetimes: lifetimeChoices(o.Limits), secure: strings.HasPrefix(s.realm, "https://"), origin: normalOrigin(s.realm)}
 	return u, nil
 }
 
@@ -116,19 +132,49 @@ func (u *ui) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/passwords", u.api(u.session(u.apiList)))
 	mux.HandleFunc("POST /api/v1/passwords", u.api(u.session(u.apiCreate)))
 	mux.HandleFunc("DELETE /api/v1/passwords/{id}", u.api(u.session(u.apiDelete)))
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(web.Static())))
+	mux.Handle("GET /static/", u.static(web.Static()))
+}
+
+// static serves the style sheet and scripts with the pages' security
+// headers, and answers 404 for a directory rather than listing it.
+func (u *ui) static(files fs.FS) http.Handler {
+	serve := http.StripPrefix("/static/", http.FileServerFS(files))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.securityHeaders(w, nil)
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if name == "" || strings.HasSuffix(name, "/") || !fs.ValidPath(name) {
+			http.NotFound(w, r)
+			return
+		}
+		if fi, err := fs.Stat(files, name); err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
+		serve.ServeHTTP(w, r)
+	})
 }
 
 // handlerFunc is a handler that returns its error instead of writing it.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) *httpError
 
-// sessionHandler is a handler for a signed-in user.
-type sessionHandler func(w http.ResponseWriter, r *http.Request, sess store.Session) *httpError
+// sessionHandler is a handler for a signed-in person.
+type sessionHandler func(w http.ResponseWriter, r *http.Request, who signedIn) *httpError
+
+// signedIn is the person behind a request's session, as they count now.
+type signedIn struct {
+	store.Session
+	// Person is the session's principal for account calls.
+	Person accounts.Principal
+	// Standing is their current standing; when StandingErr is set (the
+	// provider cannot confirm their groups right now) it is zero.
+	Standing    accounts.Standing
+	StandingErr error
+}
 
 // page wraps an HTML handler: security headers, and errors as a page.
 func (u *ui) page(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		u.securityHeaders(w)
+		u.securityHeaders(w, r)
 		if e := h(w, r); e != nil {
 			u.logError(r, e)
 			u.renderError(w, e)
@@ -139,7 +185,7 @@ func (u *ui) page(h handlerFunc) http.HandlerFunc {
 // api wraps a JSON handler: security headers, and errors as JSON.
 func (u *ui) api(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		u.securityHeaders(w)
+		u.securityHeaders(w, nil)
 		r = r.WithContext(context.WithValue(r.Context(), apiKey{}, true))
 		if e := h(w, r); e != nil {
 			u.logError(r, e)
@@ -152,9 +198,16 @@ type apiKey struct{}
 
 func isAPI(r *http.Request) bool { v, _ := r.Context().Value(apiKey{}).(bool); return v }
 
-func (u *ui) securityHeaders(w http.ResponseWriter) {
+// securityHeaders sets the headers of every page, JSON answer and static
+// file. For a page (r != nil) the CSP's form-action is completed by
+// pageCSP; for the others it allows only this site.
+func (u *ui) securityHeaders(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", u.csp)
+	policy := csp + "; form-action 'self'"
+	if r != nil {
+		policy = u.pageCSP(r)
+	}
+	h.Set("Content-Security-Policy", policy)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -162,6 +215,25 @@ func (u *ui) securityHeaders(w http.ResponseWriter) {
 	if u.secure {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
+}
+
+// pageCSP returns a page's Content-Security-Policy. Forms may post to
+// this site only, and, on a signed-in page, whose logout form posts to
+// /logout, which redirects to the provider's end_session_endpoint (Chrome
+// applies form-action to that redirect), to exactly that endpoint's
+// origin. The origin is known once discovery has run, which a signed-in
+// page waits for briefly; a page without a session cookie needs no I/O.
+func (u *ui) pageCSP(r *http.Request) string {
+	policy := csp + "; form-action 'self'"
+	if c, err := r.Cookie(u.cookieName(sessionCookie)); err != nil || c.Value == "" {
+		return policy
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), logoutOriginWait)
+	defer cancel()
+	if o := u.Provider.LogoutOrigin(ctx); o != "" {
+		policy += " " + o
+	}
+	return policy
 }
 
 func (u *ui) logError(r *http.Request, e *httpError) {
@@ -176,8 +248,10 @@ func (u *ui) logError(r *http.Request, e *httpError) {
 	u.s.log.Log(r.Context(), level, msg, args...)
 }
 
-// session loads the signed-in user's session, checks CSRF on every
-// state-changing request, and keeps the idle timeout sliding.
+// session loads the signed-in person's session, bounds and reads the
+// body of a state-changing request, checks CSRF on it, keeps the idle
+// timeout sliding, and ends the session of a person the identity provider
+// no longer accepts.
 func (u *ui) session(h sessionHandler) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) *httpError {
 		sess, ok, herr := u.currentSession(r)
@@ -192,12 +266,56 @@ func (u *ui) session(h sessionHandler) handlerFunc {
 			return nil
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if !isAPI(r) {
+				if herr := readForm(w, r); herr != nil {
+					return herr
+				}
+			}
 			if herr := u.checkCSRF(r, sess); herr != nil {
 				return herr
 			}
 		}
-		return h(w, r, sess)
+		who, herr := u.signedIn(w, r, sess)
+		if herr != nil {
+			return herr
+		}
+		return h(w, r, who)
 	}
+}
+
+// signedIn returns the session's person as they count now. The session
+// of a person refused, removed or renamed at the provider ends here, on
+// every replica, and they must log in again.
+func (u *ui) signedIn(w http.ResponseWriter, r *http.Request, sess store.Session) (signedIn, *httpError) {
+	who := signedIn{Session: sess, Person: accounts.PersonPrincipal(sess.Subject, sess.Username)}
+	who.Standing, who.StandingErr = u.Accounts.Standing(r.Context(), who.Person)
+	if errors.Is(who.StandingErr, accounts.ErrSuspended) {
+		_ = u.Sessions.DeleteSession(r.Context(), sess.ID)
+		u.clearCookie(w, sessionCookie)
+		return who, &httpError{status: http.StatusUnauthorized, code: "login_required",
+			public: "Your login at " + u.Provider.Name() + " is no longer valid. Log in again.", cause: who.StandingErr}
+	}
+	return who, nil
+}
+
+// readForm reads a page form: application/x-www-form-urlencoded only (no
+// multipart, so nothing is ever spooled to disk), at most
+// maxPageFormBytes, before anything else looks at the body.
+func readForm(w http.ResponseWriter, r *http.Request) *httpError {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return &httpError{status: http.StatusUnsupportedMediaType, code: "invalid_request",
+			public: "send the form as application/x-www-form-urlencoded"}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxPageFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request",
+				public: fmt.Sprintf("the form is larger than %d KiB", maxPageFormBytes>>10), cause: err}
+		}
+		return badRequest("malformed form: %v", err)
+	}
+	return nil
 }
 
 // currentSession returns the session of the request's cookie, if valid.
@@ -240,8 +358,7 @@ func (u *ui) checkCSRF(r *http.Request, sess store.Session) *httpError {
 	}
 	token := r.Header.Get(csrfHeader)
 	if token == "" && !isAPI(r) {
-		r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
-		token = r.PostFormValue("csrf")
+		token = r.PostForm.Get("csrf") // read, bounded, by readForm
 	}
 	if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sess.CSRF)) != 1 {
 		return withCause(forbidden, "missing or wrong CSRF token")
@@ -273,60 +390,97 @@ func (u *ui) clearCookie(w http.ResponseWriter, name string) {
 }
 
 // handleLogin starts a login: a fresh state, nonce and PKCE verifier,
-// stored under the state and bound to this browser by a cookie. It takes
-// no redirect target, so it cannot be turned into an open redirect.
+// sealed (oidc.Sealer.SealLogin) into the login cookie, which binds them to
+// this browser. It writes nothing to the store, so anonymous requests
+// cannot grow it. It takes no redirect target, so it cannot be turned into
+// an open redirect.
 func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) *httpError {
 	st, err := oidc.NewLoginState()
 	if err != nil {
 		return internal(err)
 	}
-	binding := randomToken()
-	if err := u.Sessions.PutLoginState(r.Context(), store.LoginState{
-		State: st.State, Nonce: st.Nonce, Verifier: st.Verifier,
-		Binding: digestHex(binding), ExpiresAt: u.s.now().Add(loginStateTTL),
-	}); err != nil {
-		return unavailable("session store", err)
+	sealed, err := u.Sealer.SealLogin(st, u.s.now().Add(loginStateTTL))
+	if err != nil {
+		return internal(err)
 	}
 	authURL, err := u.Provider.AuthURL(r.Context(), st)
 	if err != nil {
 		return &httpError{status: http.StatusBadGateway, code: "idp_unavailable",
 			public: u.Provider.Name() + " cannot be reached right now. Try again in a minute.", cause: err}
 	}
-	u.setCookie(w, loginCookie, binding, loginStateTTL)
+	u.setCookie(w, loginCookie, sealed, loginStateTTL)
 	http.Redirect(w, r, authURL, http.StatusFound)
 	return nil
 }
 
-// handleCallback finishes a login: the state must be one this browser
-// started, unused and unexpired; the code is exchanged with the PKCE
-// verifier and the ID token's nonce checked by the provider.
-func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
+// callback is what a callback request carries, read and bounded by
+// readCallback.
+type callback struct {
+	state, code string
+	// errCode and errDescription are the provider's error response (RFC
+	// 6749 §4.1.2.1), truncated: for the log, never for the page.
+	errCode, errDescription string
+	// login is this browser's login, opened from its cookie; loginErr
+	// says why there is none.
+	login    oidc.LoginState
+	expires  time.Time
+	loginErr error
+	// bound: the state parameter is this browser's login's state.
+	bound bool
+}
+
+// readCallback reads the callback's parameters and the browser's login
+// cookie. It changes nothing.
+func (u *ui) readCallback(r *http.Request) callback {
 	q := r.URL.Query()
-	u.clearCookie(w, loginCookie)
-	if e := q.Get("error"); e != "" {
-		return &httpError{status: http.StatusForbidden, code: "login_failed",
-			public: u.Provider.Name() + " did not log you in (" + truncate(e, 64) + "). Try again.", cause: errors.New(q.Get("error_description"))}
-	}
-	expired := &httpError{status: http.StatusBadRequest, code: "login_expired", public: "This login link has expired or was already used. Start again."}
-	state, code := q.Get("state"), q.Get("code")
-	if state == "" || code == "" || len(state) > 256 {
-		return withCause(expired, "callback without state or code")
-	}
-	ls, err := u.Sessions.TakeLoginState(r.Context(), state)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return withCause(expired, "unknown or used state")
-	case err != nil:
-		return unavailable("session store", err)
+	cb := callback{
+		state: q.Get("state"), code: q.Get("code"),
+		errCode: truncate(q.Get("error"), 200), errDescription: truncate(q.Get("error_description"), 200),
 	}
 	c, err := r.Cookie(u.cookieName(loginCookie))
-	if err != nil || subtle.ConstantTimeCompare([]byte(digestHex(c.Value)), []byte(ls.Binding)) != 1 {
+	switch {
+	case err != nil || c.Value == "":
+		cb.loginErr = errors.New("no login cookie")
+	default:
+		cb.login, cb.expires, cb.loginErr = u.Sealer.OpenLogin(c.Value, u.s.now())
+	}
+	cb.bound = cb.loginErr == nil && cb.state != "" && len(cb.state) <= maxCallbackParam &&
+		subtle.ConstantTimeCompare([]byte(cb.state), []byte(cb.login.State)) == 1
+	return cb
+}
+
+// handleCallback finishes a login. Only the browser that started it can:
+// the state parameter must be the one sealed in this browser's login
+// cookie, unexpired, before anything is consumed, so a stranger who saw the
+// state cannot spend it. The code is exchanged with the PKCE verifier and
+// the ID token's nonce checked by the provider; then a used-marker (a
+// store lock never unlocked, until the login would have expired) makes the
+// login single use. The marker is written only for a code the provider
+// accepted, so no unauthenticated request adds to the store.
+func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
+	cb := u.readCallback(r)
+	if cb.bound || cb.loginErr != nil {
+		// This browser's login ends here, or it has none worth keeping;
+		// a callback for someone else's state leaves its login alone.
+		u.clearCookie(w, loginCookie)
+	}
+	if cb.errCode != "" {
+		return &httpError{status: http.StatusForbidden, code: "login_failed",
+			public: u.Provider.Name() + " did not log you in: " + providerErrorMessage(cb.errCode),
+			cause:  fmt.Errorf("provider error %q: %q (state bound to this browser: %t)", cb.errCode, cb.errDescription, cb.bound)}
+	}
+	expired := &httpError{status: http.StatusBadRequest, code: "login_expired", public: "This login link has expired or was already used. Start again."}
+	switch {
+	case cb.state == "" || cb.code == "":
+		return withCause(expired, "callback without state or code")
+	case len(cb.state) > maxCallbackParam || len(cb.code) > maxCallbackParam:
+		return withCause(expired, "callback state or code too long")
+	case cb.loginErr != nil:
+		return withCause(expired, "login cookie: "+cb.loginErr.Error())
+	case !cb.bound:
 		return withCause(expired, "state not bound to this browser")
 	}
-	if !u.s.now().Before(ls.ExpiresAt) {
-		return withCause(expired, "state expired")
-	}
-	id, toks, err := u.Provider.Exchange(r.Context(), oidc.LoginState{State: ls.State, Nonce: ls.Nonce, Verifier: ls.Verifier}, code)
+	id, toks, err := u.Provider.Exchange(r.Context(), cb.login, cb.code)
 	switch {
 	case errors.Is(err, oidc.ErrNotAllowed):
 		return &httpError{status: http.StatusForbidden, code: "not_allowed",
@@ -337,12 +491,15 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	case err != nil:
 		return &httpError{status: http.StatusBadRequest, code: "login_failed", public: "The login could not be completed. Start again.", cause: err}
 	}
-	if err := passwords.ValidUsername(id.Username); err != nil {
-		return &httpError{status: http.StatusForbidden, code: "bad_username",
-			public: "Your account's username cannot be used with docker login: " + err.Error(), cause: err}
+	_, fresh, err := u.Sessions.TryLock(r.Context(), "login-used:"+digestHex(cb.login.State), cb.expires.Sub(u.s.now())+usedMarkerSlack)
+	switch {
+	case err != nil:
+		return unavailable("session store", err)
+	case !fresh:
+		return withCause(expired, "login already completed once")
 	}
-	if herr := u.saveUser(r.Context(), id, toks); herr != nil {
-		return herr
+	if _, err := u.Accounts.Login(r.Context(), id, toks); err != nil {
+		return loginError(err)
 	}
 	// A new session on every login: the cookie value is never reused
 	// (no session fixation), and the old session, if any, is ended.
@@ -352,7 +509,7 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	value := randomToken()
 	now := u.s.now()
 	sess := store.Session{
-		ID: digestHex(value), Subject: id.Subject, Username: id.Username, Email: id.Email, Groups: id.Groups,
+		ID: digestHex(value), Subject: id.Subject, Username: id.Username, Email: id.Email,
 		CSRF: randomToken(), IDToken: toks.IDToken, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: minTime(now.Add(u.MaxAge), now.Add(u.IdleTimeout)),
 	}
@@ -366,86 +523,39 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	return nil
 }
 
-// saveUser records the identity the user's passwords act with. Logging
-// in again lifts a suspension. It holds the user's revalidation lock, so
-// a refresh finishing meanwhile cannot overwrite the new record with an
-// older one.
-func (u *ui) saveUser(ctx context.Context, id oidc.Identity, toks oidc.Tokens) *httpError {
-	taken := func(cause string) *httpError {
+// providerErrorMessage says in our own words what an authorization error
+// response's code means (RFC 6749 §4.1.2.1, OpenID Connect Core §3.1.2.6).
+// The provider's text is never shown: whoever crafts the callback link
+// chooses it.
+func providerErrorMessage(code string) string {
+	switch code {
+	case "access_denied":
+		return "the request was denied. If you did not cancel it, ask your administrator for access."
+	case "login_required", "interaction_required", "consent_required", "account_selection_required":
+		return "it needs you to sign in or confirm there first. Try again."
+	case "temporarily_unavailable", "server_error":
+		return "it is unavailable right now. Try again in a minute."
+	case "invalid_request", "unauthorized_client", "unsupported_response_type", "invalid_scope":
+		return "it refused this registry's login request, which is a configuration problem. Ask your administrator."
+	default:
+		return "the login failed. Try again."
+	}
+}
+
+// loginError answers a login the account rules refused.
+func loginError(err error) *httpError {
+	switch {
+	case errors.Is(err, accounts.ErrBadUsername):
+		return &httpError{status: http.StatusForbidden, code: "bad_username",
+			public: "Your account's username cannot be used with docker login (it is empty, too long, or contains ':', '/', white space or control characters). Ask your administrator.", cause: err}
+	case errors.Is(err, accounts.ErrUsernameTaken):
 		return &httpError{status: http.StatusConflict, code: "username_taken",
-			public: "The username " + id.Username + " already belongs to another account here. Ask your administrator.",
-			cause:  errors.New(cause)}
+			public: "Your username already belongs to another account here. Ask your administrator.", cause: err}
 	}
-	unlock := u.lockUser(ctx, id.Username)
-	defer unlock()
-	prev, err := u.Accounts.GetUser(ctx, id.Username)
-	switch {
-	case err == nil && prev.Subject != id.Subject:
-		return taken("username " + id.Username + " held by subject " + prev.Subject)
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return unavailable("user store", err)
-	}
-	// A robot account minted with the CLI owns its username too.
-	existing, err := u.Accounts.ListPasswords(ctx, id.Username)
-	if err != nil {
-		return unavailable("password store", err)
-	}
-	for _, p := range existing {
-		if p.Subject != id.Subject {
-			return taken("username " + id.Username + " has passwords of subject " + p.Subject)
-		}
-	}
-	now := u.s.now()
-	// Passwords can be minted only while this session lives, and live at
-	// most MaxLifetime: the record must outlive every one of them.
-	user := store.User{Username: id.Username, Subject: id.Subject, Email: id.Email, Groups: id.Groups,
-		RevalidatedAt: now, ExpiresAt: now.Add(u.MaxAge + u.Passwords.MaxLifetime)}
-	if prev.ExpiresAt.After(user.ExpiresAt) {
-		user.ExpiresAt = prev.ExpiresAt
-	}
-	switch {
-	case toks.RefreshToken != "":
-		sealed, err := u.Sealer.Seal(toks.RefreshToken, id.Subject)
-		if err != nil {
-			return internal(err)
-		}
-		user.RefreshToken = sealed
-	case prev.Subject == id.Subject && prev.Suspended == "":
-		// This login brought no refresh token (the provider gives one
-		// only on some logins): keep the one that revalidates the
-		// passwords already handed out.
-		user.RefreshToken = prev.RefreshToken
-	}
-	if err := u.Accounts.PutUser(ctx, user); err != nil {
-		return unavailable("user store", err)
-	}
-	return nil
+	return unavailable("user store", err)
 }
 
-// lockUser takes the user's revalidation lock, waiting for a refresh in
-// flight to finish: at most 16s, longer than a revalidation may hold the
-// lock (identity's refresh timeout plus its store writes, 15s by
-// default). If it still cannot, the login goes ahead.
-func (u *ui) lockUser(ctx context.Context, username string) func() {
-	for range 64 {
-		unlock, ok, err := u.Accounts.TryLock(ctx, "revalidate:"+username, 20*time.Second)
-		if err != nil {
-			break
-		}
-		if ok {
-			return unlock
-		}
-		select {
-		case <-ctx.Done():
-			return func() {}
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-	u.s.log.WarnContext(ctx, "login: could not take the user's revalidation lock; saving anyway", "user", username)
-	return func() {}
-}
-
-func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess store.Session) *httpError {
+func (u *ui) handleLogout(w http.ResponseWriter, r *http.Request, sess signedIn) *httpError {
 	if err := u.Sessions.DeleteSession(r.Context(), sess.ID); err != nil {
 		return unavailable("session store", err)
 	}

@@ -13,11 +13,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/groups"
-	"github.com/registry-bridge/bridge/identity"
 	"github.com/registry-bridge/bridge/internal/devidp"
 	"github.com/registry-bridge/bridge/oidc"
 	"github.com/registry-bridge/bridge/passwords"
@@ -47,12 +48,46 @@ type site struct {
 	idp   *devidp.Provider
 	idpTS *httptest.Server
 	st    *memory.Store
+	acc   *accounts.Accounts
 	clock *clock
+	// hang makes the provider accept requests and never answer; hangs
+	// counts the requests held so.
+	hang  atomic.Bool
+	hangs atomic.Int32 // requests held, in all
+	held  atomic.Int32 // requests held now
+	hung  chan struct{}
+	// backend is the store the bridge uses: st, or the one newSiteOn got.
+	backend store.Store
+	// sealer seals the login cookie (and refresh tokens).
+	sealer *oidc.Sealer
 }
 
-const revalidateEvery = time.Minute
+const (
+	revalidateEvery = time.Minute
+	maxLive         = 20
+)
+
+// eventually polls cond until it holds, failing the test after 10s: for
+// what background revalidation changes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 func newSite(t *testing.T, allowedGroups ...string) *site {
+	t.Helper()
+	return newSiteOn(t, nil, allowedGroups...)
+}
+
+// newSiteOn is newSite with the bridge on backend instead of a memory
+// store, when backend is not nil; backend's clock must be site.clock's.
+func newSiteOn(t *testing.T, backend func(now func() time.Time) store.Store, allowedGroups ...string) *site {
 	t.Helper()
 	s := &site{t: t, clock: &clock{t: time.Now()}}
 	bridgeTS := httptest.NewUnstartedServer(nil)
@@ -73,9 +108,27 @@ func newSite(t *testing.T, allowedGroups ...string) *site {
 		t.Fatal(err)
 	}
 	s.idp = idp
-	idpTS.Config.Handler = idp.Handler()
+	s.hung = make(chan struct{})
+	h := idp.Handler()
+	idpTS.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.hang.Load() {
+			// Accept and never answer (until the test ends). The body is
+			// read so that the server notices a client that gives up.
+			_, _ = io.Copy(io.Discard, r.Body)
+			s.hangs.Add(1)
+			s.held.Add(1)
+			defer s.held.Add(-1)
+			select {
+			case <-s.hung:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 	idpTS.Start()
 	t.Cleanup(idpTS.Close)
+	t.Cleanup(func() { close(s.hung) }) // before idpTS.Close, which waits for held requests
 	s.idpTS = idpTS
 
 	keyPEM, _, err := tokens.GenerateKey(tokens.AlgES256, "test", time.Now())
@@ -96,8 +149,13 @@ func newSite(t *testing.T, allowedGroups ...string) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.st = memory.New(s.clock.Now)
-	t.Cleanup(func() { s.st.Close() })
+	if backend != nil {
+		s.backend = backend(s.clock.Now)
+	} else {
+		s.st = memory.New(s.clock.Now)
+		t.Cleanup(func() { s.st.Close() })
+		s.backend = s.st
+	}
 	cfg := oidc.Config{Issuer: issuer, ClientID: "bridge", ClientSecret: "bridge-secret", AllowedGroups: allowedGroups}
 	cfg.SetDefaults()
 	prov, err := oidc.New(oidc.Options{Config: cfg, RedirectURL: s.base + "/callback"})
@@ -108,19 +166,22 @@ func newSite(t *testing.T, allowedGroups ...string) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pwCfg := passwords.Config{}
-	pwCfg.SetDefaults()
+	s.sealer = sealer
+	limits := accounts.Limits{DefaultLifetime: 720 * time.Hour, MaxLifetime: 2160 * time.Hour, MaxLive: maxLive} // the mint rate is tested in accounts
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.acc = accounts.New(accounts.Options{
+		Store: s.backend, Provider: prov, Sealer: sealer, Limits: limits,
+		Revalidation:  accounts.Revalidation{Every: revalidateEvery, Grace: time.Hour, Wait: 5 * time.Second},
+		SessionMaxAge: 12 * time.Hour, Log: log, Now: s.clock.Now,
+	})
+	t.Cleanup(s.acc.Close)
 	srv, err := New(Options{
-		Log: log, Passwords: s.st, Ping: s.st.Ping, Tokens: issuerTok,
+		Log: log, Passwords: s.backend, Ping: s.backend.Ping, Tokens: issuerTok,
 		Policy: func() *groups.Policy { return policy }, JWKS: func() any { return issuerTok.JWKS() },
 		Service: testService, PublicURL: s.base, Now: s.clock.Now,
-		Groups: identity.NewRevalidator(identity.Options{
-			Users: s.st, Store: s.st, Provider: prov, Sealer: sealer,
-			Every: revalidateEvery, Grace: time.Hour, Log: log, Now: s.clock.Now,
-		}),
+		Groups: s.acc,
 		Login: &LoginOptions{
-			Provider: prov, Sessions: s.st, Accounts: s.st, Sealer: sealer, Passwords: pwCfg,
+			Provider: prov, Sessions: s.backend, Accounts: s.acc, Sealer: sealer, Limits: limits,
 			IdleTimeout: time.Hour, MaxAge: 12 * time.Hour, Registry: "registry.test",
 		},
 	})
@@ -301,7 +362,7 @@ func TestLoginMintUseRevoke(t *testing.T) {
 		t.Fatalf("signed-out page lacks the login button:\n%s", b.body)
 	}
 	b.login("alice", "alice-pw")
-	for _, want := range []string{"team-a", "<code>team-a/**</code> — pull, push", "<code>alice/**</code>", "You have no app passwords"} {
+	for _, want := range []string{"team-a", "<code>team-a/**</code> — pull, push", "<code>users/alice/**</code>", "You have no app passwords"} {
 		if !strings.Contains(b.body, want) {
 			t.Errorf("index lacks %q", want)
 		}
@@ -362,8 +423,17 @@ func TestLoginMintUseRevoke(t *testing.T) {
 	if code, _, _ := s.token("alice", ro); code != 200 {
 		t.Fatalf("the other password stopped too: %d", code)
 	}
-	// Revoke all.
-	b.postForm(s.base+"/passwords/revoke-all", url.Values{"csrf": {b.csrf()}})
+	if b.get(s.base + "/?done=revoked"); !strings.Contains(b.body, `id="notice"`) || !strings.Contains(b.body, "was revoked") {
+		t.Errorf("no confirmation after a revoke")
+	}
+	// Revoke all asks first, and changes nothing until confirmed.
+	if resp := b.postForm(s.base+"/passwords/revoke-all", url.Values{"csrf": {b.csrf()}}); resp.StatusCode != 200 || !strings.Contains(b.body, "confirm-revoke-all") {
+		t.Fatalf("revoke-all without confirmation: %d\n%s", resp.StatusCode, b.body)
+	}
+	if code, _, _ := s.token("alice", ro); code != 200 {
+		t.Fatalf("revoke-all revoked before the confirmation: %d", code)
+	}
+	b.postForm(s.base+"/passwords/revoke-all", url.Values{"csrf": {b.csrf()}, "confirm": {"yes"}})
 	if code, _, _ := s.token("alice", ro); code != 401 {
 		t.Fatalf("after revoke-all: %d", code)
 	}
@@ -464,6 +534,15 @@ func TestRevalidationReachesIssuedPasswords(t *testing.T) {
 		t.Fatalf("before revalidation: %v", granted)
 	}
 	s.clock.Advance(revalidateEvery + time.Second)
+	// Due: the first request is answered with the last confirmed groups
+	// at once and starts the refresh; soon every password sees the new.
+	if code, granted, body := s.token("alice", pw1, "repository:team-a/x:push"); code != 200 || strings.Join(granted, "") != "team-a/x:push" {
+		t.Fatalf("while revalidating: %d %v %s", code, granted, body)
+	}
+	eventually(t, "the refreshed groups", func() bool {
+		_, granted, _ := s.token("alice", pw1, "repository:team-a/x:push", "repository:team-b/x:push")
+		return strings.Join(granted, " ") == "team-b/x:push"
+	})
 	for _, pw := range []string{pw1, pw2} {
 		code, granted, body := s.token("alice", pw, "repository:team-a/x:push", "repository:team-b/x:push")
 		if code != 200 || strings.Join(granted, " ") != "team-b/x:push" {
@@ -481,9 +560,21 @@ func TestRevalidationReachesIssuedPasswords(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.clock.Advance(revalidateEvery + time.Second)
-	code, _, body := s.token("alice", pw1, "repository:team-b/x:pull")
+	var code int
+	var body string
+	eventually(t, "the disabled user's refusal", func() bool {
+		code, _, body = s.token("alice", pw1, "repository:team-b/x:pull")
+		return code != 200
+	})
 	if code != 401 || !strings.Contains(body, "log in again at "+s.base) {
 		t.Fatalf("disabled user: %d %s", code, body)
+	}
+	// Their browser session ends too: the page and the API refuse.
+	if resp := b.get(s.base + "/"); resp.StatusCode != 401 || !strings.Contains(b.body, "Log in again") {
+		t.Fatalf("page of a disabled user: %d\n%s", resp.StatusCode, b.body)
+	}
+	if resp := b.get(s.base + "/"); resp.StatusCode != 200 || !strings.Contains(b.body, "Log in") || strings.Contains(b.body, "New app password") {
+		t.Fatalf("the session was not ended: %d", resp.StatusCode)
 	}
 	if code, _, _ := s.token("alice", pw2); code != 401 {
 		t.Fatalf("second password of a disabled user: %d", code)
@@ -512,6 +603,37 @@ func TestRevalidationProviderDown(t *testing.T) {
 	s.clock.Advance(time.Hour + time.Minute)
 	if code, _, body := s.token("alice", pw, "repository:team-a/x:pull"); code != 503 {
 		t.Fatalf("beyond the grace period: %d %s (want 503: fail closed, not 401)", code, body)
+	}
+}
+
+// TestHungProviderIsNotOnTheTokenPath: with the provider accepting
+// connections and never answering, token requests of a person whose
+// groups are due are answered at once with the last confirmed groups.
+func TestHungProviderIsNotOnTheTokenPath(t *testing.T) {
+	s := newSite(t)
+	b := s.browser()
+	b.login("alice", "alice-pw")
+	pw := b.mint("one", false)
+	s.hang.Store(true)
+	s.clock.Advance(revalidateEvery + time.Second)
+	if code, granted, body := s.token("alice", pw, "repository:team-a/x:pull"); code != 200 || len(granted) != 1 {
+		t.Fatalf("first request while the provider hangs: %d %v %s", code, granted, body)
+	}
+	eventually(t, "the refresh to reach the provider", func() bool { return s.hangs.Load() >= 1 })
+	for i := range 5 {
+		// Each answer comes while the refresh is still held by the
+		// provider (a request that waited for it would return only
+		// after the provider call gave up, and so let go of it).
+		code, granted, body := s.token("alice", pw, "repository:team-a/x:pull")
+		if code != 200 || len(granted) != 1 {
+			t.Fatalf("request %d while the provider hangs: %d %v %s", i, code, granted, body)
+		}
+		if s.held.Load() != 1 {
+			t.Fatalf("request %d returned after the provider call ended: it waited for the provider", i)
+		}
+	}
+	if n := s.hangs.Load(); n != 1 {
+		t.Errorf("%d refreshes held by the provider, want 1 (one per user)", n)
 	}
 }
 
@@ -555,40 +677,6 @@ func TestLoginSecurity(t *testing.T) {
 		}
 		if other.get(s.base + "/"); strings.Contains(other.body, "Hello") {
 			t.Fatal("the other browser got a session")
-		}
-	})
-
-	tamper := func(t *testing.T, change func(*store.LoginState)) (int, string) {
-		b := s.browser()
-		b.startLogin()
-		// Alter the stored login before the provider sends the browser back.
-		ls, err := s.st.TakeLoginState(context.Background(), b.state)
-		if err != nil {
-			t.Fatal(err)
-		}
-		change(&ls)
-		if err := s.st.PutLoginState(context.Background(), ls); err != nil {
-			t.Fatal(err)
-		}
-		resp := b.submitLogin("alice", "alice-pw")
-		return resp.StatusCode, b.body
-	}
-	t.Run("wrong nonce", func(t *testing.T) {
-		code, body := tamper(t, func(ls *store.LoginState) { ls.Nonce = "not-the-nonce" })
-		if code != 400 || strings.Contains(body, "Hello") {
-			t.Fatalf("wrong nonce: %d\n%s", code, body)
-		}
-	})
-	t.Run("wrong PKCE verifier", func(t *testing.T) {
-		code, body := tamper(t, func(ls *store.LoginState) { ls.Verifier = strings.Repeat("x", 43) })
-		if code != 400 || strings.Contains(body, "Hello") {
-			t.Fatalf("wrong verifier: %d\n%s", code, body)
-		}
-	})
-	t.Run("missing PKCE verifier", func(t *testing.T) {
-		code, body := tamper(t, func(ls *store.LoginState) { ls.Verifier = "" })
-		if code != 400 || strings.Contains(body, "Hello") {
-			t.Fatalf("missing verifier: %d\n%s", code, body)
 		}
 	})
 
@@ -743,33 +831,5 @@ func TestLoginRefusesARobotsUsername(t *testing.T) {
 	b.startLogin()
 	if resp := b.submitLogin("alice", "alice-pw"); resp.StatusCode != 409 || !strings.Contains(b.body, "already belongs") {
 		t.Fatalf("login over a robot's username: %d\n%s", resp.StatusCode, b.body)
-	}
-}
-
-// TestReloginWithoutRefreshTokenKeepsRevalidation: a login that brings no
-// refresh token must not switch revalidation off for passwords already out.
-func TestReloginWithoutRefreshTokenKeepsRevalidation(t *testing.T) {
-	now := time.Now()
-	st := memory.New(func() time.Time { return now })
-	defer st.Close()
-	sealer, _ := oidc.RandomSealer()
-	srv := &Server{now: func() time.Time { return now }, log: slog.New(slog.DiscardHandler)}
-	u, err := newUI(srv, &LoginOptions{Accounts: st, Sealer: sealer, MaxAge: time.Hour, Passwords: passwords.Config{MaxLifetime: time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := oidc.Identity{Subject: "sub-1", Username: "alice", Groups: []string{"team-a"}}
-	if herr := u.saveUser(context.Background(), id, oidc.Tokens{RefreshToken: "rt-1"}); herr != nil {
-		t.Fatal(herr)
-	}
-	if herr := u.saveUser(context.Background(), id, oidc.Tokens{}); herr != nil {
-		t.Fatal(herr)
-	}
-	rec, err := st.GetUser(context.Background(), "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rt, err := sealer.Open(rec.RefreshToken, "sub-1"); err != nil || rt != "rt-1" {
-		t.Fatalf("refresh token after a login without one: %q, %v", rt, err)
 	}
 }

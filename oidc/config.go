@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Config is the config file's `oidc:` section: the upstream OpenID Connect
@@ -49,14 +48,6 @@ type Config struct {
 	// rotating the secret makes users log in again), and a random key
 	// with the embedded store, which forgets everything on restart anyway.
 	EncryptionKeyFile string `yaml:"encryption_key_file" json:"encryption_key_file,omitempty"`
-	// RevalidateGrace is how long the last known groups stay valid while
-	// the provider cannot be reached. Default 1h.
-	RevalidateGrace time.Duration `yaml:"revalidate_grace" json:"revalidate_grace"`
-	// Session lifetimes: SessionIdleTimeout ends a browser session not
-	// used for that long (default 1h); SessionMaxAge ends any session
-	// (default 12h).
-	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout" json:"session_idle_timeout"`
-	SessionMaxAge      time.Duration `yaml:"session_max_age" json:"session_max_age"`
 }
 
 // SetDefaults fills unset fields with their defaults.
@@ -69,15 +60,6 @@ func (c *Config) SetDefaults() {
 	}
 	if c.GroupsClaim == "" {
 		c.GroupsClaim = "groups"
-	}
-	if c.RevalidateGrace == 0 {
-		c.RevalidateGrace = time.Hour
-	}
-	if c.SessionIdleTimeout == 0 {
-		c.SessionIdleTimeout = time.Hour
-	}
-	if c.SessionMaxAge == 0 {
-		c.SessionMaxAge = 12 * time.Hour
 	}
 }
 
@@ -111,15 +93,6 @@ func (c *Config) Validate(prefix string) error {
 		if _, err := LoadEncryptionKey(c.EncryptionKeyFile); err != nil {
 			bad("encryption_key_file", "%v", err)
 		}
-	}
-	if c.RevalidateGrace < 0 {
-		bad("revalidate_grace", "must not be negative")
-	}
-	if c.SessionIdleTimeout < time.Minute {
-		bad("session_idle_timeout", "must be at least 1m, got %v", c.SessionIdleTimeout)
-	}
-	if c.SessionMaxAge < c.SessionIdleTimeout {
-		bad("session_max_age", "%v is shorter than session_idle_timeout %v", c.SessionMaxAge, c.SessionIdleTimeout)
 	}
 	for k := range c.AuthParams {
 		switch k {

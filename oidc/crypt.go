@@ -13,23 +13,45 @@ import (
 	"strings"
 )
 
-// Sealer encrypts refresh tokens at rest with AES-256-GCM.
-type Sealer struct{ aead cipher.AEAD }
+// Sealer encrypts refresh tokens at rest, and the logins in flight that
+// browsers carry (SealLogin), with AES-256-GCM. The two uses have keys of
+// their own, both derived from the one key the Sealer is made with, so
+// every replica given the same key seals and opens the same values.
+type Sealer struct {
+	aead  cipher.AEAD // refresh tokens: the key itself
+	login cipher.AEAD // login states: HKDF(key, loginKeyInfo)
+}
+
+// loginKeyInfo is the HKDF info that derives the login-state key; a
+// different purpose would use a different string.
+const loginKeyInfo = "registry-bridge login-state sealing v1"
 
 // NewSealer returns a Sealer for a 32-byte key.
 func NewSealer(key []byte) (*Sealer, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("oidc: encryption key must be 32 bytes, got %d", len(key))
 	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	loginKey, err := hkdf.Key(sha256.New, key, nil, loginKeyInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	login, err := newGCM(loginKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead, login: login}, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &Sealer{aead: aead}, nil
+	return cipher.NewGCM(block)
 }
 
 // RandomSealer returns a Sealer with a fresh random key, for the embedded

@@ -4,7 +4,9 @@
 // and userinfo claims to an Identity{Subject, Username, Email, Groups}.
 //
 // It does not touch cookies, sessions or storage: callers keep the login
-// state it hands them and give it back at the callback.
+// state it hands them and give it back at the callback. Sealer.SealLogin
+// seals that state for the browser to carry, so the caller need store
+// nothing; Sealer.OpenLogin checks and opens it.
 //
 // Usage:
 //

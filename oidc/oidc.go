@@ -57,7 +57,7 @@ type Tokens struct {
 }
 
 // LoginState is kept by the caller between AuthURL and Exchange, bound to
-// the browser, and used once.
+// the browser, and used once; Sealer.SealLogin lets the browser carry it.
 type LoginState struct {
 	State    string
 	Nonce    string
@@ -161,6 +161,10 @@ func (p *Provider) discover(ctx context.Context) error {
 	}
 	_ = prov.Claims(&extra)
 	p.provider = prov
+	if extra.EndSession != "" && originOf(extra.EndSession) == "" {
+		p.log.WarnContext(ctx, "oidc: ignoring the provider's end_session_endpoint: not an absolute http(s) URL with a plain host", "end_session_endpoint", truncate(extra.EndSession, 200))
+		extra.EndSession = ""
+	}
 	p.endSession = extra.EndSession
 	p.verifier = prov.VerifierContext(p.ctx(context.WithoutCancel(ctx)), &gooidc.Config{ClientID: p.cfg.ClientID, Now: p.now})
 	p.oauth = oauth2.Config{
@@ -278,6 +282,48 @@ func (p *Provider) LogoutURL(ctx context.Context, idTokenHint, postLogoutRedirec
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// LogoutOrigin returns the origin (scheme://host[:port]) that LogoutURL
+// sends browsers to, for a Content-Security-Policy's form-action, or ""
+// when the provider advertises no end_session_endpoint. Like LogoutURL it
+// runs discovery first if it has not succeeded yet, and answers "" while
+// the provider cannot be reached.
+func (p *Provider) LogoutOrigin(ctx context.Context) string {
+	if p.discover(ctx) != nil {
+		return ""
+	}
+	return originOf(p.endSession)
+}
+
+// originOf returns the origin of an absolute http(s) URL, in lower case and
+// without the scheme's default port, or "" when raw is not one or its host
+// holds characters that have no place in a CSP source expression.
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return ""
+	}
+	host := strings.ToLower(u.Host)
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)) {
+			return ""
+		}
+	}
+	switch {
+	case u.Scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = strings.TrimSuffix(host, ":443")
+	case u.Scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = strings.TrimSuffix(host, ":80")
+	}
+	return u.Scheme + "://" + host
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // identityFrom reads the identity from the ID token's claims and, when

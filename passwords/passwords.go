@@ -7,10 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"errors"
-	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Prefixes of the two credential kinds.
@@ -173,25 +170,4 @@ func digest(secret string) []byte {
 
 func valid(s string) bool {
 	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz234567") == ""
-}
-
-// MaxUsernameLength is the longest username accepted.
-const MaxUsernameLength = 255
-
-// ValidUsername reports whether u can be a docker login username: not
-// empty, at most MaxUsernameLength bytes, valid UTF-8, and without ':'
-// (HTTP Basic auth cannot carry it in a username, RFC 7617), white space
-// or control characters.
-func ValidUsername(u string) error {
-	switch {
-	case u == "":
-		return errors.New("empty username")
-	case len(u) > MaxUsernameLength:
-		return fmt.Errorf("username longer than %d bytes", MaxUsernameLength)
-	case !utf8.ValidString(u):
-		return errors.New("username is not UTF-8")
-	case strings.ContainsRune(u, ':') || strings.IndexFunc(u, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return errors.New("username contains ':', white space or a control character")
-	}
-	return nil
 }

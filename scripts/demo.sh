@@ -98,7 +98,7 @@ cat >"$dir/users.yaml" <<YAML
 # DEVELOPMENT ONLY: the demo's users at devidp (written by scripts/demo.sh
 # at every start). Edit a user's groups or set "disabled: true" and save:
 # devidp applies it at once, and the bridge sees it at its next group
-# revalidation (passwords.revalidate_every in bridge.yaml: $revalidate).
+# revalidation (revalidation.every in bridge.yaml: $revalidate).
 groups_in_id_token: true
 
 users:
@@ -146,8 +146,8 @@ token:
   signing_key_file: $dir/keys/signing.key
   certificate_file: $dir/keys/signing.crt
 
-passwords:
-  revalidate_every: $revalidate
+revalidation:
+  every: $revalidate
 
 ui:
   title: Container registry (demo)
@@ -156,24 +156,11 @@ ui:
 log:
   format: text
 
-access:
-  - groups: [registry-admins]
-    repositories: ["**"]
-    actions: [pull, push, delete]
-    catalog: true
-  - groups: [team-a]
-    repositories: ["team-a/**"]
-    actions: [pull, push]
-  - groups: [team-b]
-    repositories: ["team-b/**"]
-    actions: [pull, push]
-  - users: ["*"]
-    repositories: ["\${username}/**"]
-    actions: [pull, push, delete]
-  - anonymous: true
-    repositories: ["public/**"]
-    actions: [pull]
 YAML
+# The access rules are those of the example configuration, which README.md
+# shows and the tests check: the demo runs them as they are.
+sed -n '/^access:/,/^[^ #]/{/^access:/p;/^[ #]/p}' "$root/deploy/examples/bridge.yaml" >>"$dir/bridge.yaml"
+grep -q '^access:' "$dir/bridge.yaml" || die "no access: section in deploy/examples/bridge.yaml"
 
 cat >"$dir/registry.yml" <<YAML
 # The demo's registry (distribution v3), written by scripts/demo.sh.
@@ -196,44 +183,11 @@ auth:
     rootcertbundle: $dir/keys/signing.crt
 YAML
 
-# write_image writes a tiny OCI image layout (one file in one layer) into
-# $1, tagged v1, so that skopeo has something to push without a network.
-write_image() {
-  local out=$1 tmp diff_id
-  tmp=$(mktemp -d)
-  rm -rf "$out"
-  mkdir -p "$out/blobs/sha256"
-  printf 'hello from the registry-bridge demo\n' >"$tmp/hello.txt"
-  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$tmp" -cf "$tmp/layer.tar" hello.txt
-  diff_id=$(sha256sum <"$tmp/layer.tar" | cut -d' ' -f1)
-  gzip -n -c "$tmp/layer.tar" >"$tmp/layer"
-  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-    "$diff_id" >"$tmp/config"
-  local layer config manifest
-  layer=$(add_blob "$out" "$tmp/layer")
-  config=$(add_blob "$out" "$tmp/config")
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
-    ${config} ${layer} >"$tmp/manifest"
-  manifest=$(add_blob "$out" "$tmp/manifest")
-  # shellcheck disable=SC2086 # add_blob prints "digest size"
-  set -- $manifest
-  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"v1"}}]}' \
-    "$1" "$2" >"$out/index.json"
-  printf '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
-  rm -rf "$tmp"
-}
-
-# add_blob copies file $2 into the layout $1 under its digest and prints
-# "hex-digest size".
-add_blob() {
-  local sum size
-  sum=$(sha256sum <"$2" | cut -d' ' -f1)
-  size=$(wc -c <"$2" | tr -d ' ')
-  cp "$2" "$1/blobs/sha256/$sum"
-  echo "$sum $size"
-}
-
-write_image "$dir/image"
+# A tiny OCI image layout (one file in one layer, tagged v1), so that skopeo
+# has something to push without a network: the test suite's own writer.
+rm -rf "$dir/image"
+(cd "$root" && go run ./internal/testenv/cmd/ocilayout --text $'hello from the registry-bridge demo\n' "$dir/image") >"$logs/image.log" 2>&1 ||
+  die "writing the demo image failed: $(cat "$logs/image.log")"
 
 pids=()
 names=()
@@ -258,8 +212,9 @@ cleanup() {
   echo "demo: stopped" >&2
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Ctrl-C or a TERM is how the demo is meant to stop: exit 0, so that make
+# reports no error.
+trap 'exit 0' INT TERM
 
 # start NAME CMD… runs CMD in the background with its output in logs/NAME.log.
 start() {
@@ -325,8 +280,9 @@ cat <<TEXT
        docker push $reg/team-a/app:v1
 
      Who may do what ($(show "$dir/bridge.yaml")): team-a pushes team-a/**, team-b pushes
-     team-b/**, registry-admins everything, everyone their own <username>/**,
-     and anyone may pull public/**. So alice's push to team-b/app is denied.
+     team-b/** (every team-* group its own namespace), registry-admins everything,
+     everyone their own users/<username>/**, and anyone may pull public/**.
+     So alice's push to team-b/app is denied.
 
   3. Change access while it runs: edit $(show "$dir/users.yaml") (a user's groups, or
      disabled: true) and save. Within $revalidate the bridge sees it and pushes

@@ -1,5 +1,5 @@
 // Package store defines the records the bridge keeps — app passwords,
-// browser sessions, logins in flight and the users behind browser-minted
+// browser sessions and the users behind browser-minted
 // passwords — and the Store interface every backend implements.
 //
 // Two backends exist: store/redis (shared by any number of bridge replicas)
@@ -12,7 +12,7 @@
 //   - Records expire at their ExpiresAt. An expired record is never returned:
 //     Get answers ErrNotFound for it, List leaves it out, whether or not the
 //     backend has physically removed it yet.
-//   - CreatePassword, CreateSession and PutLoginState fail with
+//   - CreatePassword and CreateSession fail with
 //     ErrAlreadyExists if the id is taken, and change nothing. PutUser
 //     replaces.
 //   - DeletePassword and DeleteUserPasswords take effect at once for every
@@ -21,8 +21,6 @@
 //     DeleteUser do the same for users (UserChanged).
 //   - TouchPassword only ever moves LastUsedAt forward; TouchSession only
 //     ever moves LastSeenAt forward, and sets ExpiresAt with it.
-//   - TakeLoginState is single use: of concurrent takes of one state, at
-//     most one gets it.
 //   - TryLock is exclusive across every process sharing the backend, until
 //     its ttl passes or its holder unlocks; a late unlock never releases
 //     someone else's lock.

@@ -27,22 +27,6 @@ type Session struct {
 	ExpiresAt time.Time `json:"expires"`
 }
 
-// LoginState is an authorization request in flight: created at /login,
-// taken (once) at /callback.
-type LoginState struct {
-	// State is the OAuth2 state parameter; it names the record.
-	State    string `json:"state"`
-	Nonce    string `json:"nonce"`
-	Verifier string `json:"verifier"`
-	// Binding is the hex SHA-256 of a random value held in a cookie of
-	// the browser that started the login; the callback must present it,
-	// so a state cannot be completed in another browser.
-	Binding string `json:"binding"`
-	// ExpiresAt is when the login can no longer be completed; the record
-	// goes then.
-	ExpiresAt time.Time `json:"expires"`
-}
-
 // User is what the bridge knows of a person who logged in with the
 // browser: the groups their passwords act with, and the means to re-read
 // them from the identity provider.

@@ -90,7 +90,13 @@ type Store interface {
 	ListPasswords(ctx context.Context, username string) ([]Password, error)
 	// TouchPassword sets LastUsedAt to t if t is later. It never changes
 	// when the record expires, and never recreates one. A missing password
-	// is not an error.
+	// is not an error. The new time shows at once through the same Store
+	// value; through other handles it may show later: store/cache writes
+	// touches to the backend in the background (every TouchInterval), and
+	// another cache's GetPassword may serve an older LastUsedAt until its
+	// copy expires, while ListPasswords shows what the backend holds
+	// (storetest.Options.TouchVisibleWithin). Last-used times are
+	// informational: nothing decides access by them.
 	TouchPassword(ctx context.Context, id string, t time.Time) error
 	// DeletePassword removes the password id and publishes a
 	// PasswordChanged event for it, or returns ErrNotFound if there is
@@ -119,16 +125,6 @@ type Store interface {
 	// error.
 	DeleteSession(ctx context.Context, id string) error
 
-	// PutLoginState stores st under st.State until st.ExpiresAt. It fails
-	// with ErrAlreadyExists if the state is taken, and with another error
-	// if st has no State or its ExpiresAt is not in the future.
-	PutLoginState(ctx context.Context, st LoginState) error
-	// TakeLoginState returns and removes the login state in one atomic
-	// step, so that of any number of concurrent calls at most one
-	// succeeds. It returns ErrNotFound if there is none, it was taken
-	// already, or it has expired.
-	TakeLoginState(ctx context.Context, state string) (LoginState, error)
-
 	// GetUser returns the user username, or ErrNotFound if there is none
 	// or the record has expired.
 	GetUser(ctx context.Context, username string) (User, error)
@@ -155,6 +151,11 @@ type Store interface {
 	// no event published after Watch returns is missed. Each Watch calls
 	// its fn from one goroutine, one event at a time; fn must return
 	// quickly. When events may have been lost, fn receives a Reset.
+	// A Watch that returned nil stays subscribed until ctx ends or Close,
+	// re-subscribing by itself after a lost connection (then a Reset). A
+	// Watch that failed is not retried by the backend: the caller retries
+	// (store/cache does, with back-off), and its error should say where the
+	// backend was looked for.
 	Watch(ctx context.Context, fn func(Event)) error
 	// Ping checks that the backend is reachable.
 	Ping(ctx context.Context) error

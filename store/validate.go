@@ -21,11 +21,6 @@ func (s Session) Validate(now time.Time) error {
 	return errors.Join(required("id", s.ID), checkExpiry(s.ExpiresAt, now))
 }
 
-// Validate reports why st cannot be stored at now.
-func (st LoginState) Validate(now time.Time) error {
-	return errors.Join(required("state", st.State), checkExpiry(st.ExpiresAt, now))
-}
-
 // Validate reports why u cannot be stored at now.
 func (u User) Validate(now time.Time) error {
 	return errors.Join(required("username", u.Username), checkExpiry(u.ExpiresAt, now))

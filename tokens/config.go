@@ -64,12 +64,12 @@ func (c *Config) SetDefaults() {
 }
 
 // Validate reports every problem of the section at once, each message
-// starting with its key path ("token.lifetime: ..."). It reads no files;
-// Load does.
-func (c *Config) Validate() error {
+// starting with its key path under prefix (normally "token", giving
+// "token.lifetime: ..."). It reads no files; Load does.
+func (c *Config) Validate(prefix string) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("token.%s: %s", key, fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, key, fmt.Sprintf(format, args...)))
 	}
 	if c.Issuer == "" {
 		bad("issuer", "required")
@@ -104,11 +104,12 @@ func (c *Config) Validate() error {
 // previous keys it names, returning the Options for NewIssuer with Now
 // unset. It reports every problem at once, each with its key path: the
 // section's own (as Validate), then each named file that cannot be read or
-// parsed, and a certificate that is not for the signing key.
-func (c *Config) Load() (Options, error) {
+// parsed, and a certificate that is not for the signing key. Key paths
+// start with prefix, as Validate's.
+func (c *Config) Load(prefix string) (Options, error) {
 	var errs []error
-	bad := func(key string, err error) { errs = append(errs, fmt.Errorf("token.%s: %w", key, err)) }
-	if err := c.Validate(); err != nil {
+	bad := func(key string, err error) { errs = append(errs, fmt.Errorf("%s.%s: %w", prefix, key, err)) }
+	if err := c.Validate(prefix); err != nil {
 		errs = append(errs, err)
 	}
 	var private crypto.Signer

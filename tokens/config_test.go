@@ -36,7 +36,7 @@ kid_format: libtrust
 		len(c.PreviousKeys) != 1 || c.PreviousKeys[0] != want.PreviousKeys[0] || c.KeyIDFormat != want.KeyIDFormat {
 		t.Fatalf("decoded %+v\nwant    %+v", c, want)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate("token"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -80,7 +80,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := valid
 			tt.edit(&c)
-			err := c.Validate()
+			err := c.Validate("token")
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -121,7 +121,7 @@ func TestConfigLoad(t *testing.T) {
 
 	c := Config{Issuer: "i", Service: "s", SigningKeyFile: keyFile, CertificateFile: certFile, PreviousKeys: []string{oldFile}, KeyIDFormat: KeyIDLibtrust}
 	c.SetDefaults()
-	o, err := c.Load()
+	o, err := c.Load("token")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestConfigLoad(t *testing.T) {
 	}
 
 	bad := Config{Issuer: "i", Service: "s", SigningKeyFile: missing, PreviousKeys: []string{oldFile, missing}}
-	_, err = bad.Load()
+	_, err = bad.Load("token")
 	if err == nil {
 		t.Fatal("no error for missing files")
 	}
@@ -157,7 +157,7 @@ func TestConfigLoad(t *testing.T) {
 	}
 
 	mismatch := Config{Issuer: "i", Service: "s", SigningKeyFile: oldFile, CertificateFile: certFile}
-	if _, err := mismatch.Load(); !errors.Is(err, ErrKeyMismatch) {
+	if _, err := mismatch.Load("token"); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("error %v, want ErrKeyMismatch", err)
 	}
 }
@@ -170,7 +170,7 @@ func TestConfigLoadReportsEveryFile(t *testing.T) {
 	garbage := writeFile(t, dir, "garbage.pem", []byte("not a key"))
 	missing := filepath.Join(dir, "missing.pem")
 	c := Config{Issuer: "i", Service: "s", SigningKeyFile: garbage, CertificateFile: missing, PreviousKeys: []string{missing}}
-	_, err := c.Load()
+	_, err := c.Load("token")
 	if err == nil {
 		t.Fatal("no error")
 	}

@@ -8,39 +8,103 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/groups"
+	"github.com/registry-bridge/bridge/httpapi"
 	"github.com/registry-bridge/bridge/internal/yamlconf"
 	"github.com/registry-bridge/bridge/oidc"
-	"github.com/registry-bridge/bridge/passwords"
 	redisstore "github.com/registry-bridge/bridge/store/redis"
 	"github.com/registry-bridge/bridge/tokens"
 )
 
 // fileConfig is the configuration file (README: Configuration reference). Each section's type
-// belongs to the package that uses it; this type only composes them.
+// belongs to the package that uses it; this type only composes them. What loading derives from
+// it (keys, compiled rules) is in loadedConfig.
 type fileConfig struct {
-	Listen    string           `yaml:"listen"`
-	PublicURL string           `yaml:"public_url"`
-	TLS       *tlsConfig       `yaml:"tls"`
-	OIDC      *oidc.Config     `yaml:"oidc"`
-	Store     storeConfig      `yaml:"store"`
-	Token     tokens.Config    `yaml:"token"`
-	Passwords passwords.Config `yaml:"passwords"`
-	Access    []groups.Rule    `yaml:"access"`
-	Log       logConfig        `yaml:"log"`
-	Server    serverConfig     `yaml:"server"`
-	UI        uiConfig         `yaml:"ui"`
+	Listen       string                      `yaml:"listen"`
+	PublicURL    string                      `yaml:"public_url"`
+	TLS          *tlsConfig                  `yaml:"tls"`
+	OIDC         *oidcSection                `yaml:"oidc"`
+	Store        storeConfig                 `yaml:"store"`
+	Token        tokens.Config               `yaml:"token"`
+	Passwords    passwordsSection            `yaml:"passwords"`
+	Sessions     httpapi.SessionConfig       `yaml:"sessions"`
+	Revalidation accounts.RevalidationConfig `yaml:"revalidation"`
+	Access       groups.Rules                `yaml:"access"`
+	Log          logConfig                   `yaml:"log"`
+	Server       serverConfig                `yaml:"server"`
+	UI           uiConfig                    `yaml:"ui"`
+}
 
+// oidcSection is the oidc section as a file may spell it: oidc.Config plus
+// the keys that moved out of it (README: Migration notes). loadConfig
+// copies them to their new place.
+type oidcSection struct {
+	oidc.Config `yaml:",inline"`
+	// Deprecated: sessions.idle_timeout, sessions.max_age, revalidation.grace.
+	SessionIdleTimeout time.Duration `yaml:"session_idle_timeout"`
+	SessionMaxAge      time.Duration `yaml:"session_max_age"`
+	RevalidateGrace    time.Duration `yaml:"revalidate_grace"`
+}
+
+// passwordsSection is the passwords section as a file may spell it.
+type passwordsSection struct {
+	accounts.PasswordsConfig `yaml:",inline"`
+	// Deprecated: revalidation.every.
+	RevalidateEvery time.Duration `yaml:"revalidate_every"`
+}
+
+// loadedConfig is a configuration file as loadConfig returns it: the file
+// and what loading derived from it for the sections the command uses.
+type loadedConfig struct {
+	fileConfig
 	// source is the file's content this configuration was loaded from.
 	source string
-	// tokenOptions holds the keys validation loaded, for newIssuer.
-	tokenOptions *tokens.Options
-	// policy is the compiled access rules.
+	// keys are the token keys loading read; nil unless the command uses
+	// the token section.
+	keys *tokens.Options
+	// policy is the compiled access rules; nil unless the command uses
+	// the access section.
 	policy *groups.Policy
+	// deprecations are the renamed keys the file still uses.
+	deprecations []deprecation
 }
+
+// deprecation is a key of the file that has a new name.
+type deprecation struct{ old, new string }
+
+func (d deprecation) String() string {
+	return fmt.Sprintf("%s is deprecated: use %s (README: Migration notes)", d.old, d.new)
+}
+
+// sections is a set of the file's top-level sections, the ones a command
+// uses: loadConfig validates those and only decodes the others, so a
+// command runs without the files and secrets of sections it does not use
+// (passwords commands without the OIDC client secret or the signing key).
+type sections uint16
+
+const (
+	useListen sections = 1 << iota
+	usePublicURL
+	useTLS
+	useOIDC
+	useStore
+	useToken
+	usePasswords
+	useSessions
+	useRevalidation
+	useAccess
+	useLog
+	useServer
+	useUI
+
+	// useAll is what serve and config check need: everything.
+	useAll = 1<<iota - 1
+)
 
 type uiConfig struct {
 	// Title heads every page. Default "Container registry".
@@ -84,8 +148,11 @@ type serverConfig struct {
 }
 
 // loadConfig reads, decodes, defaults and validates the file, reporting
-// every problem at once.
-func loadConfig(path string) (*fileConfig, error) {
+// every problem at once. Every section is decoded strictly (unknown keys
+// are errors), but only the sections in use are validated and have their
+// files read. Relative paths in the file are taken relative to the
+// file's directory.
+func loadConfig(path string, use sections) (*loadedConfig, error) {
 	if path == "" {
 		return nil, errors.New("no config file: pass --config FILE or set BRIDGE_CONFIG")
 	}
@@ -93,15 +160,85 @@ func loadConfig(path string) (*fileConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := fileConfig{source: string(data)}
-	if err := yamlconf.Decode(data, &c, os.LookupEnv); err != nil {
+	c := loadedConfig{source: string(data)}
+	if err := yamlconf.Decode(data, &c.fileConfig, os.LookupEnv); err != nil {
 		return nil, err
 	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	c.resolvePaths(dir)
+	deprecations, err := c.migrate()
+	if err != nil {
+		return nil, err
+	}
+	c.deprecations = deprecations
 	c.setDefaults()
-	if err := c.validate(); err != nil {
+	if err := c.validate(use); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// resolvePaths makes every relative file name of the file (each `…_file`
+// key and token.previous_keys) relative to dir, the file's directory.
+func (c *fileConfig) resolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	if c.TLS != nil {
+		abs(&c.TLS.CertFile)
+		abs(&c.TLS.KeyFile)
+	}
+	if c.OIDC != nil {
+		abs(&c.OIDC.ClientSecretFile)
+		abs(&c.OIDC.EncryptionKeyFile)
+	}
+	if c.Store.Redis != nil {
+		abs(&c.Store.Redis.PasswordFile)
+	}
+	abs(&c.Token.SigningKeyFile)
+	abs(&c.Token.CertificateFile)
+	for i := range c.Token.PreviousKeys {
+		abs(&c.Token.PreviousKeys[i])
+	}
+}
+
+// migrate copies the keys that moved to their new place and returns the
+// old ones the file uses. An old and a new key both set to different
+// values is an error naming both.
+func (c *fileConfig) migrate() ([]deprecation, error) {
+	type rename struct {
+		deprecation
+		from, to *time.Duration
+	}
+	var renames []rename
+	if c.OIDC != nil {
+		renames = append(renames,
+			rename{deprecation{"oidc.session_idle_timeout", "sessions.idle_timeout"}, &c.OIDC.SessionIdleTimeout, &c.Sessions.IdleTimeout},
+			rename{deprecation{"oidc.session_max_age", "sessions.max_age"}, &c.OIDC.SessionMaxAge, &c.Sessions.MaxAge},
+			rename{deprecation{"oidc.revalidate_grace", "revalidation.grace"}, &c.OIDC.RevalidateGrace, &c.Revalidation.Grace})
+	}
+	renames = append(renames,
+		rename{deprecation{"passwords.revalidate_every", "revalidation.every"}, &c.Passwords.RevalidateEvery, &c.Revalidation.Every})
+	var found []deprecation
+	var errs []error
+	for _, r := range renames {
+		switch {
+		case *r.from == 0:
+			continue
+		case *r.to == 0:
+			*r.to = *r.from
+		case *r.to != *r.from:
+			errs = append(errs, fmt.Errorf("%s: %v conflicts with %s: %v; remove the deprecated %s", r.old, *r.from, r.new, *r.to, r.old))
+			continue
+		}
+		found = append(found, r.deprecation)
+	}
+	return found, errors.Join(errs...)
 }
 
 func (c *fileConfig) setDefaults() {
@@ -113,6 +250,8 @@ func (c *fileConfig) setDefaults() {
 	}
 	c.Token.SetDefaults()
 	c.Passwords.SetDefaults()
+	c.Sessions.SetDefaults()
+	c.Revalidation.SetDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -130,30 +269,27 @@ func (c *fileConfig) setDefaults() {
 	}
 }
 
-func (c *fileConfig) validate() error {
+// validate checks the sections in use, loading the keys and compiling the
+// rules when the token and access sections are among them.
+func (c *loadedConfig) validate(use sections) error {
 	var errs []error
 	add := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
-		add(fmt.Errorf("listen: want host:port, got %q", c.Listen))
-	}
-	add(c.validatePublicURL())
-	if c.TLS != nil {
-		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
-			add(errors.New("tls: set both cert_file and key_file"))
-		}
-		for key, f := range map[string]string{"tls.cert_file": c.TLS.CertFile, "tls.key_file": c.TLS.KeyFile} {
-			if f != "" {
-				if _, err := os.Stat(f); err != nil {
-					add(fmt.Errorf("%s: %v", key, err))
-				}
-			}
+	if use&useListen != 0 {
+		if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+			add(fmt.Errorf("listen: want host:port, got %q", c.Listen))
 		}
 	}
-	if c.OIDC != nil {
+	if use&usePublicURL != 0 {
+		add(c.validatePublicURL())
+	}
+	if use&useTLS != 0 && c.TLS != nil {
+		add(c.TLS.Validate("tls"))
+	}
+	if use&useOIDC != 0 && c.OIDC != nil {
 		add(c.OIDC.Validate("oidc"))
 		if u, err := url.Parse(c.OIDC.Issuer); err == nil && u.Scheme == "http" && !isLoopbackHost(u.Hostname()) && !c.Server.InsecureAllowHTTPIssuer {
 			add(fmt.Errorf("oidc.issuer: %q is plain http: anyone on the path could forge logins (use https, or set server.insecure_allow_http_issuer)", c.OIDC.Issuer))
@@ -162,34 +298,72 @@ func (c *fileConfig) validate() error {
 			add(errors.New("oidc.encryption_key_file: required with store.redis when there is no client secret (it encrypts the identity provider's refresh tokens at rest; `bridge keys generate` writes one)"))
 		}
 	}
-	if c.Store.Redis != nil {
-		add(c.Store.Redis.Validate())
+	if use&useStore != 0 && c.Store.Redis != nil {
+		add(c.Store.Redis.Validate(redisstore.KeyPath))
 	}
-	// Load validates the section and reads the key files once; serve and
-	// the key commands use the result.
-	if opts, err := c.Token.Load(); err != nil {
-		add(err)
-	} else {
-		c.tokenOptions = &opts
+	if use&useToken != 0 {
+		// Load validates the section and reads the key files once; serve
+		// and the key commands use the result.
+		if opts, err := c.Token.Load("token"); err != nil {
+			add(err)
+		} else {
+			c.keys = &opts
+		}
 	}
-	add(c.Passwords.Validate("passwords"))
-	// Compiling validates the rules; serve and policy explain use the result.
-	if p, err := groups.Compile(c.Access); err != nil {
-		add(err)
-	} else {
-		c.policy = p
+	if use&usePasswords != 0 {
+		add(c.Passwords.Validate("passwords"))
 	}
-	if _, err := parseLevel(c.Log.Level); err != nil {
-		add(fmt.Errorf("log.level: %v", err))
+	if use&useSessions != 0 {
+		add(c.Sessions.Validate("sessions"))
 	}
-	if c.Log.FlushInterval > 5*time.Second {
-		add(fmt.Errorf("log.flush_interval: at most 5s, got %v", c.Log.FlushInterval))
+	if use&useRevalidation != 0 {
+		add(c.Revalidation.Validate("revalidation"))
 	}
-	if c.Log.Format != "json" && c.Log.Format != "text" {
-		add(fmt.Errorf("log.format: want json or text, got %q", c.Log.Format))
+	if use&useAccess != 0 {
+		// Compiling validates the rules; serve and policy explain use the
+		// result.
+		if p, err := groups.Compile(c.Access); err != nil {
+			add(err)
+		} else {
+			c.policy = p
+		}
 	}
-	if c.Server.ShutdownTimeout < 0 {
+	if use&useLog != 0 {
+		add(c.Log.Validate("log"))
+	}
+	if use&useServer != 0 && c.Server.ShutdownTimeout < 0 {
 		add(errors.New("server.shutdown_timeout: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the section; its key paths start with prefix.
+func (c *tlsConfig) Validate(prefix string) error {
+	var errs []error
+	if c.CertFile == "" || c.KeyFile == "" {
+		errs = append(errs, fmt.Errorf("%s: set both cert_file and key_file", prefix))
+	}
+	for _, f := range []struct{ key, file string }{{"cert_file", c.CertFile}, {"key_file", c.KeyFile}} {
+		if f.file != "" {
+			if _, err := os.Stat(f.file); err != nil {
+				errs = append(errs, fmt.Errorf("%s.%s: %v", prefix, f.key, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks the section; its key paths start with prefix.
+func (c *logConfig) Validate(prefix string) error {
+	var errs []error
+	if _, err := parseLevel(c.Level); err != nil {
+		errs = append(errs, fmt.Errorf("%s.level: %v", prefix, err))
+	}
+	if c.FlushInterval > 5*time.Second {
+		errs = append(errs, fmt.Errorf("%s.flush_interval: at most 5s, got %v", prefix, c.FlushInterval))
+	}
+	if c.Format != "json" && c.Format != "text" {
+		errs = append(errs, fmt.Errorf("%s.format: want json or text, got %q", prefix, c.Format))
 	}
 	return errors.Join(errs...)
 }

@@ -8,26 +8,27 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/httpapi"
-	"github.com/registry-bridge/bridge/identity"
 	"github.com/registry-bridge/bridge/oidc"
 	"github.com/registry-bridge/bridge/store"
 )
 
-// newLogin wires the browser login and group revalidation when the
-// configuration has an oidc section; without one both are nil and
-// passwords act with the groups they were minted with.
-func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, httpapi.GroupResolver, error) {
+// newLogin wires the account rules, and the browser login with group
+// revalidation when the configuration has an oidc section; without one
+// the login options are nil, there are only robots, and passwords act
+// with the groups they were minted with.
+func newLogin(cfg *loadedConfig, st, cached store.Store, reg prometheus.Registerer, log *slog.Logger) (*httpapi.LoginOptions, *accounts.Accounts, error) {
 	if cfg.OIDC == nil {
 		log.Info("no oidc section: browser login is off; mint passwords with `bridge passwords create`")
-		return nil, nil, nil
+		return nil, accounts.New(accounts.Options{Store: st, Users: cached, Limits: cfg.Passwords.Limits(), Log: log}), nil
 	}
 	sealer, err := newSealer(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	provider, err := oidc.New(oidc.Options{
-		Config:      *cfg.OIDC,
+		Config:      cfg.OIDC.Config,
 		RedirectURL: cfg.publicURL() + "/callback",
 		HTTPClient:  &http.Client{Timeout: 10 * time.Second},
 		Log:         log,
@@ -37,37 +38,37 @@ func newLogin(cfg *fileConfig, st, cached store.Store, reg prometheus.Registerer
 	}
 	revalidations := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bridge_revalidations_total",
-		Help: "Group revalidations at the identity provider, by result (ok, rejected, unreachable, skipped_locked, error).",
+		Help: "Group revalidations at the identity provider, by result (ok, rejected, unreachable, skipped_locked, busy, error).",
 	}, []string{"result"})
 	reg.MustRegister(revalidations)
-	resolver := identity.NewRevalidator(identity.Options{
-		Users:    cached,
-		Store:    st,
-		Provider: provider,
-		Sealer:   sealer,
-		Every:    cfg.Passwords.RevalidateEvery,
-		Grace:    cfg.OIDC.RevalidateGrace,
-		Log:      log,
-		Observe:  func(result string) { revalidations.WithLabelValues(result).Inc() },
+	acc := accounts.New(accounts.Options{
+		Store:         st,
+		Users:         cached,
+		Provider:      provider,
+		Sealer:        sealer,
+		Limits:        cfg.Passwords.Limits(),
+		Revalidation:  cfg.Revalidation.Revalidation(),
+		SessionMaxAge: cfg.Sessions.MaxAge,
+		Log:           log,
+		Observe:       func(result string) { revalidations.WithLabelValues(result).Inc() },
 	})
 	return &httpapi.LoginOptions{
 		Provider:    provider,
 		Sessions:    st,
-		Accounts:    cached,
-		Sealer:      sealer,
-		Passwords:   cfg.Passwords,
-		IdleTimeout: cfg.OIDC.SessionIdleTimeout,
-		MaxAge:      cfg.OIDC.SessionMaxAge,
+		Accounts:    acc,
+		Limits:      cfg.Passwords.Limits(),
+		IdleTimeout: cfg.Sessions.IdleTimeout,
+		MaxAge:      cfg.Sessions.MaxAge,
 		Registry:    cfg.UI.RegistryHost,
 		Title:       cfg.UI.Title,
-	}, resolver, nil
+	}, acc, nil
 }
 
 // newSealer returns what encrypts refresh tokens at rest: the key of
 // oidc.encryption_key_file; else, with Redis, a key derived from the
 // client secret (which a copy of Redis does not hold); else, for the
 // embedded store that forgets everything on restart, a random key.
-func newSealer(cfg *fileConfig, log *slog.Logger) (*oidc.Sealer, error) {
+func newSealer(cfg *loadedConfig, log *slog.Logger) (*oidc.Sealer, error) {
 	switch {
 	case cfg.OIDC.EncryptionKeyFile != "":
 		key, err := oidc.LoadEncryptionKey(cfg.OIDC.EncryptionKeyFile)

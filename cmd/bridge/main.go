@@ -28,13 +28,15 @@ const usage = `bridge — sign in to a container registry with your company's Op
 
 Usage:
   bridge serve --config FILE
-  bridge config check --config FILE
-  bridge keys generate --out DIR [--alg ES256|RS256] [--cn NAME] [--force]
+  bridge config check --config FILE [--allow-overlapping-rules]
+  bridge keys generate --out DIR [--alg ES256|RS256] [--cn NAME] [--force] [--owner UID[:GID]] [--group GID] [--mode 0600]
   bridge keys jwks --config FILE
   bridge passwords create --config FILE --user U [--groups a,b] [--name N] [--expires 720h] [--read-only]
   bridge passwords list --config FILE [--user U] [--json]
   bridge passwords revoke --config FILE (ID... | --user U --all)
   bridge policy explain --config FILE (--user U [--groups a,b] | --anonymous) [--read-only] --scope SCOPE...
+  bridge doctor --config FILE --registry URL [--registry-config FILE] [--insecure-skip-tls-verify] [--json]
+  bridge policy test --config FILE TESTS.yaml
   bridge version
 
 Every command that takes --config also reads BRIDGE_CONFIG.
@@ -115,9 +117,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if s == "explain" {
+		switch s {
+		case "explain":
 			return cmdPolicyExplain(a, stdout)
+		case "test":
+			return cmdPolicyTest(a, stdout)
 		}
+	case "doctor":
+		return cmdDoctor(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, readBuild(version, commit).String())
 		return nil
@@ -160,10 +167,11 @@ func configFlag(fs *flag.FlagSet) *string {
 func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("config check")
 	path := configFlag(fs)
+	allowOverlap := fs.Bool(allowOverlapFlag, false, "accept rules a username can squat")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	c, err := loadConfig(*path)
+	c, err := loadConfig(*path, useAll)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n", *path)
 		for line := range strings.SplitSeq(err.Error(), "\n") {
@@ -175,6 +183,12 @@ func cmdConfigCheck(args []string, stdout, stderr io.Writer) error {
 	// certificate is valid now.
 	if _, err := newIssuer(c, nil); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration:\n  %v\n", *path, err)
+		return errSilent
+	}
+	for _, d := range c.deprecations {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, d)
+	}
+	if reportRules(stderr, *path, c.Access, *allowOverlap) {
 		return errSilent
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)

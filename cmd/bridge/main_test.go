@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/registry-bridge/bridge/internal/testenv"
 )
 
 // runCLI runs a command line and returns stdout, stderr and the error.
@@ -35,6 +37,8 @@ func writeConfig(t *testing.T, dir, body string) string {
 	return p
 }
 
+// validConfig is a configuration with keys in dir and the access rules of
+// deploy/examples/bridge.yaml.
 func validConfig(dir string) string {
 	return `
 listen: 127.0.0.1:0
@@ -44,17 +48,20 @@ token:
   service: registry.test
   signing_key_file: ` + dir + `/signing.key
   certificate_file: ` + dir + `/signing.crt
-access:
-  - groups: [team-a]
-    repositories: ["team-a/**"]
-    actions: [pull, push]
-  - users: ["*"]
-    repositories: ["${username}/**"]
-    actions: [pull, push, delete]
-  - anonymous: true
-    repositories: ["public/**"]
-    actions: [pull]
-`
+` + exampleAccess()
+}
+
+// exampleAccess returns the access section of deploy/examples/bridge.yaml.
+func exampleAccess() string {
+	body, err := os.ReadFile("../../deploy/examples/bridge.yaml")
+	if err != nil {
+		panic(err) // the repository is incomplete
+	}
+	s, err := testenv.Section(string(body), "access")
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 func TestConfigCheckOK(t *testing.T) {
@@ -171,17 +178,17 @@ func TestPolicyExplain(t *testing.T) {
 	writeKeys(t, dir)
 	path := writeConfig(t, dir, validConfig(dir))
 	out, _, err := runCLI(t, "policy", "explain", "--config", path, "--user", "alice", "--groups", "team-a",
-		"--scope", "repository:team-a/app:pull,push", "--scope", "repository:team-b/x:push repository:alice/y:delete")
+		"--scope", "repository:team-a/app:pull,push", "--scope", "repository:team-b/x:push repository:users/alice/y:delete")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
 		"repository:team-a/app:pull,push → pull,push",
-		"access[0] via group team-a: team-a/**",
+		"access[1] via group team-a: team-a/**",
 		"repository:team-b/x:push → (nothing)",
 		"denied:",
-		"repository:alice/y:delete → delete",
-		"access[1] via user alice: alice/**",
+		"repository:users/alice/y:delete → delete",
+		"access[2] via user alice: users/alice/**",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -277,7 +284,7 @@ access:
     repositories: ["team-a/**"]
     actions: [pull, push]
   - users: ["*"]
-    repositories: ["${username}/**"]
+    repositories: ["users/${username}/**"]
     actions: [pull, push, delete]
   - anonymous: true
     repositories: ["public/**"]

@@ -10,14 +10,16 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/passwords"
 	"github.com/registry-bridge/bridge/store"
 )
 
 // openSharedStore opens the configured store for a one-shot command. The
 // embedded store lives inside `bridge serve`, so these commands need Redis.
-func openSharedStore(path string) (*fileConfig, store.Store, error) {
-	cfg, err := loadConfig(path)
+// It validates only what these commands use: store, passwords, access.
+func openSharedStore(path string) (*loadedConfig, store.Store, error) {
+	cfg, err := loadConfig(path, useStore|usePasswords|useAccess)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: invalid configuration:\n%w", path, err)
 	}
@@ -39,53 +41,37 @@ func cmdPasswordsCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 	name := f.String("name", "cli", "a label for the password")
 	expires := f.Duration("expires", 0, "lifetime, e.g. 720h (default passwords.default_lifetime)")
 	readOnly := f.Bool("read-only", false, "never grant push or delete")
+	ignoreLimits := f.Bool("ignore-limits", false, "mint even past passwords.max_per_user")
 	if _, err := parseFlags(f, args); err != nil {
 		return err
 	}
-	if err := passwords.ValidUsername(*user); err != nil {
+	if err := accounts.ValidUsername(*user); err != nil {
 		return fmt.Errorf("%w: --user: %v", errUsage, err)
-	}
-	if len(*name) > 100 {
-		return fmt.Errorf("%w: --name: at most 100 characters", errUsage)
 	}
 	cfg, st, err := openSharedStore(*path)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	lifetime, err := cfg.Passwords.Lifetime(*expires)
-	if err != nil {
-		return fmt.Errorf("--expires: %w", err)
-	}
-	// A person who logs in with the browser owns their username; a robot
-	// must not act under it (and a browser login over a robot's name is
-	// refused the same way).
-	if u, err := st.GetUser(ctx, *user); err == nil {
-		return fmt.Errorf("--user: %q is the username of a person who logs in at the identity provider (subject %s); choose another robot name", *user, u.Subject)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("look up user %s: %w", *user, err)
-	}
-	m, err := passwords.Mint()
-	if err != nil {
-		return err
-	}
-	now := time.Now().UTC().Truncate(time.Second)
-	rec := store.Password{
-		ID:            m.ID,
-		Subject:       "cli:" + *user,
-		Username:      *user,
-		Groups:        splitList(*groupList),
-		Name:          *name,
-		Digest:        m.Digest,
-		RefreshDigest: m.RefreshDigest,
-		CreatedAt:     now,
-		ExpiresAt:     now.Add(lifetime),
-		ReadOnly:      *readOnly,
-		CreatedBy:     store.CreatedByCLI,
-	}
-	if err := st.CreatePassword(ctx, rec); err != nil {
+	acc := accounts.New(accounts.Options{Store: st, Limits: cfg.Passwords.Limits()})
+	defer acc.Close()
+	m, err := acc.Mint(ctx, accounts.MintRequest{
+		Owner: accounts.RobotPrincipal(*user), Groups: splitList(*groupList), Name: *name,
+		Lifetime: *expires, ReadOnly: *readOnly, Via: store.CreatedByCLI, IgnoreLimit: *ignoreLimits,
+	})
+	switch {
+	case errors.Is(err, accounts.ErrInvalid):
+		return fmt.Errorf("%w: %s", errUsage, accounts.Public(err))
+	case errors.Is(err, accounts.ErrUsernameTaken):
+		// A person who logs in with the browser owns their username; a
+		// robot must not act under it.
+		return fmt.Errorf("--user: %q belongs to a person who logs in at the identity provider, or to another account; choose another robot name (%v)", *user, err)
+	case errors.Is(err, accounts.ErrLimit):
+		return fmt.Errorf("%v; pass --ignore-limits to mint anyway", err)
+	case err != nil:
 		return fmt.Errorf("store password: %w", err)
 	}
+	rec := m.Record
 	fmt.Fprintln(stdout, m.Password)
 	fmt.Fprintf(stderr, "created app password %s for user %q (groups %v, read-only %v), expires %s\n",
 		rec.ID, rec.Username, rec.Groups, rec.ReadOnly, rec.ExpiresAt.Format(time.RFC3339))

@@ -77,7 +77,7 @@ func TestPasswordsCreateRefusesAPersonsUsername(t *testing.T) {
 	dir := t.TempDir()
 	writeKeys(t, dir)
 	path := writeConfig(t, dir, validConfig(dir)+"store:\n  redis:\n    url: redis://"+addr+"/0\n")
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfig(path, useAll)
 	if err != nil {
 		t.Fatal(err)
 	}

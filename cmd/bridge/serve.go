@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,18 +35,19 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(*path, useAll)
 	if err != nil {
 		return fmt.Errorf("%s: invalid configuration:\n%w", *path, err)
 	}
 	log, closeLog := newServerLogger(cfg.Log, stderr)
 	defer closeLog()
+	logDeprecations(log, cfg)
 	return serve(ctx, *path, cfg, log)
 }
 
 // openStore returns the configured store. The embedded store is only for
 // `serve`: other commands run in their own process and could not share it.
-func openStore(cfg *fileConfig, log *slog.Logger) (store.Store, error) {
+func openStore(cfg *loadedConfig, log *slog.Logger) (store.Store, error) {
 	if cfg.Store.Redis == nil {
 		return memory.New(time.Now), nil
 	}
@@ -53,19 +55,23 @@ func openStore(cfg *fileConfig, log *slog.Logger) (store.Store, error) {
 }
 
 // newIssuer builds the token issuer from the keys loadConfig read.
-func newIssuer(cfg *fileConfig, now func() time.Time) (*tokens.Issuer, error) {
-	opts := *cfg.tokenOptions
+func newIssuer(cfg *loadedConfig, now func() time.Time) (*tokens.Issuer, error) {
+	if cfg.keys == nil {
+		return nil, errors.New("token: the keys were not loaded (loadConfig without useToken)")
+	}
+	opts := *cfg.keys
 	opts.Now = now
 	return tokens.NewIssuer(opts)
 }
 
-func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) error {
+func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger) error {
 	issuer, err := newIssuer(cfg, time.Now)
 	if err != nil {
 		return err
 	}
 	var current atomic.Pointer[groups.Policy]
 	current.Store(cfg.policy)
+	logRules(log, cfg.Access)
 
 	st, err := openStore(cfg, log)
 	if err != nil {
@@ -80,26 +86,37 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 	if cfg.Store.Redis == nil {
 		log.Warn("using the embedded in-memory store: passwords are lost on restart and only ONE bridge instance may run; configure store.redis for production")
 	}
-	// The cache closes the store behind it.
+	// The cache closes the store behind it. A store that is down at
+	// start is not fatal (a crash loop would not bring it back): the cache
+	// logs it once, keeps subscribing in the background, and /readyz
+	// answers 503 until it is subscribed.
+	if cfg.Store.Redis != nil {
+		redisstore.RouteLibraryLog(log)
+	}
 	cached := cache.New(st, cache.Options{Now: time.Now, Log: log})
 	defer cached.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := cached.Start(ctx); err != nil {
-		return fmt.Errorf("store: watch invalidations: %w", err)
+		log.Warn("starting without the store; it is retried in the background", "store", storeKind(cfg))
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	login, resolver, err := newLogin(cfg, st, cached, reg, log)
+	login, acc, err := newLogin(cfg, st, cached, reg, log)
 	if err != nil {
 		cached.Close()
 		return err
 	}
+	defer acc.Close()
+	var resolver httpapi.GroupResolver = acc
+	if login == nil {
+		resolver = nil // only robots: a password's own groups
+	}
 	handler, err := httpapi.New(httpapi.Options{
 		Log:       log,
 		Passwords: cached,
-		Ping:      st.Ping,
+		Ping:      cached.Ready,
 		Tokens:    issuer,
 		Policy:    current.Load,
 		JWKS:      func() any { return issuer.JWKS() },
@@ -158,7 +175,7 @@ func serve(ctx context.Context, path string, cfg *fileConfig, log *slog.Logger) 
 	return nil
 }
 
-func storeKind(cfg *fileConfig) string {
+func storeKind(cfg *loadedConfig) string {
 	if cfg.Store.Redis != nil {
 		return "redis"
 	}
@@ -169,7 +186,7 @@ func storeKind(cfg *fileConfig) string {
 // changes (internal/filewatch; Kubernetes ConfigMap swaps included). A bad
 // new file keeps the old policy and logs every problem. The watch is in
 // place when watchConfig returns; the returned loop runs until ctx ends.
-func watchConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) func(ctx context.Context) {
+func watchConfig(path string, running *loadedConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger) func(ctx context.Context) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	run := filewatch.Start(path, running.source, hup, log, func(trigger string) {
@@ -181,18 +198,20 @@ func watchConfig(path string, running *fileConfig, current *atomic.Pointer[group
 	}
 }
 
-func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger, why string) {
-	cfg, err := loadConfig(path)
+func reloadConfig(path string, running *loadedConfig, current *atomic.Pointer[groups.Policy], log *slog.Logger, why string) {
+	cfg, err := loadConfig(path, useAll)
 	if err != nil {
 		log.Error("config reload failed; keeping the running configuration", "trigger", why, "err", err.Error())
 		return
 	}
+	logDeprecations(log, cfg)
 	current.Store(cfg.policy)
 	var restart []string
 	for name, pair := range map[string][2]any{
 		"listen": {running.Listen, cfg.Listen}, "public_url": {running.PublicURL, cfg.PublicURL},
 		"tls": {running.TLS, cfg.TLS}, "oidc": {running.OIDC, cfg.OIDC}, "store": {running.Store, cfg.Store},
 		"token": {running.Token, cfg.Token}, "passwords": {running.Passwords, cfg.Passwords},
+		"sessions": {running.Sessions, cfg.Sessions}, "revalidation": {running.Revalidation, cfg.Revalidation},
 		"log": {running.Log, cfg.Log}, "server": {running.Server, cfg.Server}, "ui": {running.UI, cfg.UI},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
@@ -200,7 +219,15 @@ func reloadConfig(path string, running *fileConfig, current *atomic.Pointer[grou
 		}
 	}
 	log.Info("access rules reloaded", "trigger", why, "rules", len(cfg.Access))
+	logRules(log, cfg.Access)
 	if len(restart) > 0 {
 		log.Warn("these sections changed but take effect only after a restart", "sections", restart)
+	}
+}
+
+// logDeprecations warns about each renamed key the file still uses.
+func logDeprecations(log *slog.Logger, cfg *loadedConfig) {
+	for _, d := range cfg.deprecations {
+		log.Warn("deprecated configuration key", "key", d.old, "use", d.new, "see", "README: Migration notes")
 	}
 }

@@ -48,7 +48,7 @@ func freeAddr(t *testing.T) string {
 // startServe runs `serve` in-process and waits until it answers.
 func startServe(t *testing.T, path string) (base string, logs *syncBuffer) {
 	t.Helper()
-	cfg, err := loadConfig(path)
+	cfg, err := loadConfig(path, useAll)
 	if err != nil {
 		t.Fatal(err)
 	}

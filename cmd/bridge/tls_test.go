@@ -58,7 +58,7 @@ func TestServeTLS(t *testing.T) {
 	listen := freeAddr(t)
 	cfg := configWithAnonymous(dir, listen, "public/**") + "tls:\n  cert_file: " + certFile + "\n  key_file: " + keyFile + "\n"
 	path := writeConfig(t, dir, cfg)
-	c, err := loadConfig(path)
+	c, err := loadConfig(path, useAll)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -689,6 +689,6 @@ func (s *composeStack) checkAccess(t *testing.T) {
 		{"alice", dexUsers[0].groups, "repository:team-b/app:pull,push,delete", "delete,pull,push"},
 		{"bob", dexUsers[1].groups, "repository:team-a/app:pull,push", "pull,push"},
 		{"bob", dexUsers[1].groups, "repository:team-b/app:pull,push", ""},
-		{"bob", dexUsers[1].groups, "repository:bob/tool:push", "push"},
+		{"bob", dexUsers[1].groups, "repository:users/bob/tool:push", "push"},
 	})
 }

@@ -32,5 +32,5 @@
 //	img := testenv.OCILayout(t, t.TempDir())
 //	c := testenv.Crane(t)
 //	out, err := c.Login(t.Context(), host, "alice", password)
-//	out, err = c.Push(t.Context(), img, host+"/alice/app:v1")
+//	out, err = c.Push(t.Context(), img, host+"/users/alice/app:v1")
 package testenv

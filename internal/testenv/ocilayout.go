@@ -49,14 +49,16 @@ type descriptor struct {
 // ManifestDigest is stable.
 func OCILayout(t testing.TB, dir string) OCIImage {
 	t.Helper()
-	img, err := writeOCILayout(dir)
+	img, err := WriteOCILayout(dir, "hello from the registry-bridge test suite\n")
 	if err != nil {
 		t.Fatalf("testenv: OCI layout: %v", err)
 	}
 	return img
 }
 
-func writeOCILayout(dir string) (OCIImage, error) {
+// WriteOCILayout is OCILayout for programs (scripts/demo.sh runs it through
+// internal/testenv/cmd/ocilayout): hello.txt holds text.
+func WriteOCILayout(dir, text string) (OCIImage, error) {
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return OCIImage{}, err
@@ -70,7 +72,7 @@ func writeOCILayout(dir string) (OCIImage, error) {
 		return descriptor{MediaType: mediaType, Digest: "sha256:" + h, Size: len(b)}, nil
 	}
 
-	layerTar, err := tarFile("hello.txt", []byte("hello from the registry-bridge test suite\n"))
+	layerTar, err := tarFile("hello.txt", []byte(text))
 	if err != nil {
 		return OCIImage{}, err
 	}

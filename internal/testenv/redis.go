@@ -58,8 +58,29 @@ func Redis(t testing.TB) (addr string) {
 // more than its address, such as its process id.
 func StartRedisT(t testing.TB) *RedisServer {
 	t.Helper()
+	return startRedisT(t, 0)
+}
+
+// StartRedisAtT is StartRedisT on a port the caller chose, for a test
+// that brings Redis up, or back, where a bridge already looks for it. The
+// port must be free; the test fails if redis-server cannot bind it.
+func StartRedisAtT(t testing.TB, port int) *RedisServer {
+	t.Helper()
+	return startRedisT(t, port)
+}
+
+// startRedisT starts redis-server on port, or on a free one when port is
+// 0, and stops it when the test ends.
+func startRedisT(t testing.TB, port int) *RedisServer {
+	t.Helper()
 	bin := Require(t, "redis-server", RedisInstallHint)
-	srv, err := startRedis(bin, t.TempDir())
+	var srv *RedisServer
+	var err error
+	if port == 0 {
+		srv, err = startRedis(bin, t.TempDir())
+	} else {
+		srv, err = startRedisOn(bin, t.TempDir(), port)
+	}
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

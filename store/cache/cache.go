@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/registry-bridge/bridge/store"
@@ -18,6 +20,8 @@ const (
 	DefaultTTL           = 30 * time.Second
 	DefaultMaxEntries    = 100_000
 	DefaultTouchInterval = time.Minute
+	DefaultRetryMin      = 250 * time.Millisecond
+	DefaultRetryMax      = 15 * time.Second
 )
 
 const (
@@ -41,9 +45,16 @@ type Options struct {
 	// the next store, at most one write per password each time. Default
 	// DefaultTouchInterval.
 	TouchInterval time.Duration
+	// RetryMin and RetryMax bound the pause between attempts to subscribe
+	// to the next store's events while it is unreachable: the pause
+	// doubles from RetryMin up to RetryMax, and each is drawn at random
+	// between half and all of that. Defaults DefaultRetryMin and
+	// DefaultRetryMax.
+	RetryMin, RetryMax time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// Log receives flush errors and resets. Default: discard.
+	// Log receives flush errors, resets and the store's reachability
+	// changes. Default: discard.
 	Log *slog.Logger
 }
 
@@ -57,17 +68,36 @@ type Cache struct {
 	ttl         time.Duration
 	touchEvery  time.Duration
 	maxPerShard int
+	retryMin    time.Duration
+	retryMax    time.Duration
 	now         func() time.Time
 	log         *slog.Logger
 	seed        maphash.Seed
 	shards      [numShards]shard
 
-	mu       sync.Mutex
-	flushing bool          // the flusher goroutine runs
-	stop     chan struct{} // closed by Close
-	stopped  chan struct{} // closed when the flusher returns
-	closed   bool
+	// subscribed is set once the cache follows the next store's events;
+	// until then nothing is cached.
+	subscribed atomic.Bool
+
+	healthMu  sync.Mutex
+	health    health
+	downSince time.Time
+
+	mu      sync.Mutex
+	started bool               // Start has run
+	cancel  context.CancelFunc // ends the goroutines Start began
+	wg      sync.WaitGroup     // the goroutines Start began
+	closed  bool
 }
+
+// health is what the cache last saw of the next store.
+type health int
+
+const (
+	healthUnknown health = iota
+	healthUp
+	healthDown
+)
 
 // shard is one lock's worth of the cache.
 type shard struct {
@@ -192,10 +222,17 @@ func New(next store.Store, opts Options) *Cache {
 		touchEvery: opts.TouchInterval,
 		now:        opts.Now,
 		log:        opts.Log,
+		retryMin:   opts.RetryMin,
+		retryMax:   opts.RetryMax,
 		seed:       maphash.MakeSeed(),
-		stop:       make(chan struct{}),
-		stopped:    make(chan struct{}),
 	}
+	if c.retryMin <= 0 {
+		c.retryMin = DefaultRetryMin
+	}
+	if c.retryMax <= 0 {
+		c.retryMax = DefaultRetryMax
+	}
+	c.retryMax = max(c.retryMax, c.retryMin)
 	if c.ttl <= 0 {
 		c.ttl = DefaultTTL
 	}
@@ -221,25 +258,123 @@ func New(next store.Store, opts Options) *Cache {
 
 // Start subscribes to the next store's events, dropping a record when it
 // changes elsewhere and everything on a Reset, and starts flushing touches
-// every TouchInterval. Both stop when ctx ends or at Close. If the
-// subscription fails Start returns the error; touches are flushed anyway,
-// cached records still expire after TTL, and Start may be called again to
-// retry.
+// every TouchInterval. Both stop when ctx ends or at Close.
+//
+// Start returns once its first attempt to subscribe is over: nil when
+// the cache follows the store's events, else that attempt's error. Then
+// the cache keeps trying in the background, with capped exponential
+// back-off, and logs the failure once and the recovery once. Until it is
+// subscribed nothing is cached: every lookup goes to the next store, so no
+// record is served that a missed event should have dropped. Start may be
+// called once; later calls do nothing.
 func (c *Cache) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return errors.New("cache: start: closed")
 	}
-	if !c.flushing {
-		c.flushing = true
-		go c.flushLoop(ctx)
+	if c.started {
+		c.mu.Unlock()
+		return nil
+	}
+	c.started = true
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Add(1)
+	go c.flushLoop(ctx)
+	c.mu.Unlock()
+
+	err := c.subscribe(ctx)
+	if err == nil {
+		return nil
+	}
+	c.mu.Lock()
+	if !c.closed {
+		c.wg.Add(1)
+		go c.retrySubscribe(ctx)
 	}
 	c.mu.Unlock()
+	return fmt.Errorf("cache: start: %w", err)
+}
+
+// subscribe makes one attempt to follow the next store's events.
+func (c *Cache) subscribe(ctx context.Context) error {
 	if err := c.next.Watch(ctx, c.handle); err != nil {
-		return fmt.Errorf("cache: start: %w", err)
+		c.observe(ctx, err)
+		return err
+	}
+	// Nothing is cached while unsubscribed; drop anything anyway, so
+	// that no entry can predate the subscription.
+	c.reset()
+	c.subscribed.Store(true)
+	c.observe(ctx, nil)
+	return nil
+}
+
+// retrySubscribe calls subscribe until it succeeds, ctx ends or the cache
+// closes, pausing between attempts by capped exponential back-off with
+// jitter.
+func (c *Cache) retrySubscribe(ctx context.Context) {
+	defer c.wg.Done()
+	pause := c.retryMin
+	for {
+		timer := time.NewTimer(jitter(pause))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		if c.subscribe(ctx) == nil {
+			c.log.InfoContext(ctx, "cache: following the store's invalidation events")
+			return
+		}
+		pause = min(2*pause, c.retryMax)
+	}
+}
+
+// jitter returns a random duration between d/2 and d, so that replicas
+// that lost the store together do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// Ready reports whether the cache is fit to serve: the next store answers
+// Ping and the cache follows its events. Its error says which is missing;
+// the store's own errors name where it was looked for.
+func (c *Cache) Ready(ctx context.Context) error {
+	subscribed := c.subscribed.Load()
+	err := c.next.Ping(ctx)
+	if subscribed {
+		// Until then the subscription attempts tell whether the store
+		// is reachable; two sources could make the log flap.
+		c.observe(ctx, err)
+	}
+	if err != nil {
+		return err
+	}
+	if !subscribed {
+		return errors.New("cache: the store answers, but the subscription to its invalidation events is not established yet")
 	}
 	return nil
+}
+
+// observe records the outcome of a call to the next store and logs when
+// the store becomes unreachable or reachable again: one line per change,
+// not one per attempt.
+func (c *Cache) observe(ctx context.Context, err error) {
+	c.healthMu.Lock()
+	defer c.healthMu.Unlock()
+	switch {
+	case err != nil && c.health != healthDown:
+		c.health, c.downSince = healthDown, c.now()
+		c.log.ErrorContext(ctx, "store unreachable; token requests with a password answer 503 until it is back, and retries are not logged",
+			"error", err)
+	case err == nil && c.health == healthDown:
+		c.health = healthUp
+		c.log.InfoContext(ctx, "store reachable again", "down_for", c.now().Sub(c.downSince).Round(time.Millisecond).String())
+	case err == nil:
+		c.health = healthUp
+	}
 }
 
 // handle applies one event from the next store.
@@ -252,6 +387,8 @@ func (c *Cache) handle(e store.Event) {
 	case store.Reset:
 		c.log.Info("cache: dropping every cached password and user", "reason", "store reset")
 		c.reset()
+		// A Reset follows a re-subscription: the store is back.
+		c.observe(context.Background(), nil)
 	}
 }
 
@@ -262,6 +399,7 @@ func (c *Cache) handle(e store.Event) {
 func (c *Cache) GetPassword(ctx context.Context, id string) (store.Password, error) {
 	sh := c.shard(id)
 	now := c.now()
+	subscribed := c.subscribed.Load()
 	sh.mu.RLock()
 	p, gen, ok := sh.pw.get(id, now)
 	sh.mu.RUnlock()
@@ -282,7 +420,9 @@ func (c *Cache) GetPassword(ctx context.Context, id string) (store.Password, err
 	if t, ok := sh.touches[id]; ok && t.After(p.LastUsedAt) {
 		p.LastUsedAt = t
 	}
-	sh.pw.put(id, gen, p, keepUntil(now, c.ttl, p.ExpiresAt), now, c.maxPerShard)
+	if subscribed {
+		sh.pw.put(id, gen, p, keepUntil(now, c.ttl, p.ExpiresAt), now, c.maxPerShard)
+	}
 	sh.mu.Unlock()
 	return p, nil
 }
@@ -338,6 +478,7 @@ func (c *Cache) ListPasswords(ctx context.Context, username string) ([]store.Pas
 func (c *Cache) GetUser(ctx context.Context, username string) (store.User, error) {
 	sh := c.shard(username)
 	now := c.now()
+	subscribed := c.subscribed.Load()
 	sh.mu.RLock()
 	u, gen, ok := sh.users.get(username, now)
 	sh.mu.RUnlock()
@@ -352,9 +493,11 @@ func (c *Cache) GetUser(ctx context.Context, username string) (store.User, error
 	u.Groups = slices.Clip(u.Groups)
 	u.RefreshToken = slices.Clip(u.RefreshToken)
 
-	sh.mu.Lock()
-	sh.users.put(username, gen, u, keepUntil(now, c.ttl, u.ExpiresAt), now, c.maxPerShard)
-	sh.mu.Unlock()
+	if subscribed {
+		sh.mu.Lock()
+		sh.users.put(username, gen, u, keepUntil(now, c.ttl, u.ExpiresAt), now, c.maxPerShard)
+		sh.mu.Unlock()
+	}
 	return u, nil
 }
 
@@ -394,16 +537,6 @@ func (c *Cache) DeleteSession(ctx context.Context, id string) error {
 	return c.next.DeleteSession(ctx, id)
 }
 
-// PutLoginState delegates to the next store.
-func (c *Cache) PutLoginState(ctx context.Context, st store.LoginState) error {
-	return c.next.PutLoginState(ctx, st)
-}
-
-// TakeLoginState delegates to the next store.
-func (c *Cache) TakeLoginState(ctx context.Context, state string) (store.LoginState, error) {
-	return c.next.TakeLoginState(ctx, state)
-}
-
 // TryLock delegates to the next store.
 func (c *Cache) TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error) {
 	return c.next.TryLock(ctx, name, ttl)
@@ -427,12 +560,11 @@ func (c *Cache) Close() error {
 		return nil
 	}
 	c.closed = true
-	flushing := c.flushing
-	close(c.stop)
-	c.mu.Unlock()
-	if flushing {
-		<-c.stopped
+	if c.cancel != nil {
+		c.cancel()
 	}
+	c.mu.Unlock()
+	c.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), closeFlushTimeout)
 	defer cancel()
 	c.flush(ctx)
@@ -440,7 +572,7 @@ func (c *Cache) Close() error {
 }
 
 func (c *Cache) flushLoop(ctx context.Context) {
-	defer close(c.stopped)
+	defer c.wg.Done()
 	tick := time.NewTicker(c.touchEvery)
 	defer tick.Stop()
 	for {
@@ -449,15 +581,16 @@ func (c *Cache) flushLoop(ctx context.Context) {
 			c.flush(ctx)
 		case <-ctx.Done():
 			return
-		case <-c.stop:
-			return
 		}
 	}
 }
 
-// flush writes every pending touch to the next store. Failures are logged:
-// last-used times are informational.
+// flush writes every pending touch to the next store. Failures are logged,
+// one line per flush, and the touches dropped: last-used times are
+// informational.
 func (c *Cache) flush(ctx context.Context) {
+	failed, written := 0, 0
+	var firstErr error
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
@@ -470,9 +603,16 @@ func (c *Cache) flush(ctx context.Context) {
 		sh.mu.Unlock()
 		for id, t := range pending {
 			if err := c.next.TouchPassword(ctx, id, t); err != nil {
-				c.log.WarnContext(ctx, "cache: write last-used time", "password_id", id, "error", err)
+				if failed++; firstErr == nil {
+					firstErr = err
+				}
+				continue
 			}
+			written++
 		}
+	}
+	if failed > 0 {
+		c.log.WarnContext(ctx, "cache: write last-used times", "failed", failed, "written", written, "error", firstErr)
 	}
 }
 

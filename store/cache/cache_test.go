@@ -32,6 +32,9 @@ type spy struct {
 	// muted, when set before Start, keeps the next store's own events
 	// away from the cache: only deliver reaches it.
 	muted bool
+	// watchFails is how many Watch calls fail before one succeeds.
+	watchFails int
+	watches    int
 }
 
 func newSpy(next store.Store) *spy {
@@ -75,6 +78,12 @@ func (s *spy) TouchPassword(ctx context.Context, id string, t time.Time) error {
 
 func (s *spy) Watch(ctx context.Context, fn func(store.Event)) error {
 	s.mu.Lock()
+	s.watches++
+	if s.watchFails > 0 {
+		s.watchFails--
+		s.mu.Unlock()
+		return errors.New("spy: watch refused")
+	}
 	s.watchFn = fn
 	muted := s.muted
 	s.mu.Unlock()
@@ -115,7 +124,20 @@ type fixture struct {
 	cache *Cache
 }
 
+// newFixture returns a started cache in front of a memory store, muted:
+// only events the test delivers reach the cache.
 func newFixture(t *testing.T, opts Options) fixture {
+	t.Helper()
+	f := newUnstarted(t, opts)
+	f.spy.muted = true
+	if err := f.cache.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// newUnstarted is newFixture without Start.
+func newUnstarted(t *testing.T, opts Options) fixture {
 	t.Helper()
 	clock := storetest.NewClock(time.Unix(1_800_000_000, 0))
 	mem := memory.New(clock.Now)
@@ -222,7 +244,7 @@ func TestLocalDeletesInvalidateAtOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, Options{}) // not started: no events
+			f := newFixture(t, Options{})
 			f.create(t, "a", "alice", time.Hour)
 			f.create(t, "b", "bob", time.Hour)
 			for _, id := range []string{"a", "b"} {
@@ -254,9 +276,6 @@ func TestEventsInvalidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, Options{})
-			if err := f.cache.Start(t.Context()); err != nil {
-				t.Fatal(err)
-			}
 			for _, id := range []string{"a", "b"} {
 				f.create(t, id, "alice", time.Hour)
 				if _, err := f.get(t, id); err != nil {
@@ -278,9 +297,6 @@ func TestEventsInvalidate(t *testing.T) {
 
 func TestInvalidationDuringLookupIsNotCached(t *testing.T) {
 	f := newFixture(t, Options{})
-	if err := f.cache.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	f.create(t, "a", "alice", time.Hour)
 	// The event arrives while the lookup is in flight: its result may be
 	// from before the revocation, so it must not be cached.
@@ -301,9 +317,6 @@ func TestInvalidationDuringLookupIsNotCached(t *testing.T) {
 
 func TestTouchIsCoalesced(t *testing.T) {
 	f := newFixture(t, Options{TouchInterval: time.Hour}) // only Close flushes
-	if err := f.cache.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	base := f.clock.Now()
 	ids := []string{"a", "b", "c"}
 	for _, id := range ids {
@@ -342,9 +355,6 @@ func TestTouchIsCoalesced(t *testing.T) {
 
 func TestTouchFlushedEveryInterval(t *testing.T) {
 	f := newFixture(t, Options{TouchInterval: 10 * time.Millisecond})
-	if err := f.cache.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	f.create(t, "a", "alice", time.Hour)
 	at := f.clock.Now().Add(time.Second)
 	if err := f.cache.TouchPassword(t.Context(), "a", at); err != nil {
@@ -392,7 +402,7 @@ func TestMaxEntries(t *testing.T) {
 }
 
 func TestStartFailure(t *testing.T) {
-	f := newFixture(t, Options{})
+	f := newUnstarted(t, Options{})
 	if err := f.mem.Close(); err != nil { // memory's Watch fails once closed
 		t.Fatal(err)
 	}
@@ -405,9 +415,6 @@ func TestStartFailure(t *testing.T) {
 // and events at once.
 func TestConcurrentUse(t *testing.T) {
 	f := newFixture(t, Options{TouchInterval: time.Millisecond, MaxEntries: 64})
-	if err := f.cache.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	const ids = 50
 	for i := range ids {
 		f.create(t, fmt.Sprintf("p%d", i), fmt.Sprintf("u%d", i%5), time.Hour)
@@ -563,6 +570,9 @@ func BenchmarkCacheGetParallel(b *testing.B) {
 	mem := memory.New(time.Now)
 	c := New(mem, Options{})
 	defer c.Close()
+	if err := c.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("id%013d", i)
@@ -596,6 +606,9 @@ func BenchmarkCacheGetTouchParallel(b *testing.B) {
 	mem := memory.New(time.Now)
 	c := New(mem, Options{TouchInterval: time.Hour})
 	defer c.Close()
+	if err := c.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("id%013d", i)

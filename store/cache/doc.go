@@ -19,10 +19,22 @@
 //     net if an event is lost anyway.
 //   - A lookup that races with an invalidation never caches its (possibly
 //     stale) result.
+//   - Nothing is cached until the cache follows the next store's events:
+//     Start subscribes, and if the store is unreachable keeps retrying in
+//     the background with capped exponential back-off and jitter, every
+//     lookup going to the store meanwhile. Once subscribed it stays so:
+//     the store re-subscribes by itself after a lost connection and sends
+//     a Reset, which drops everything, so no cached entry outlives a
+//     period without subscription.
+//   - The store becoming unreachable and reachable again is logged once
+//     each, not per retry; Ready (for /readyz) says whether the store
+//     answers and the subscription is established.
 //   - TouchPassword never blocks on I/O: it records the latest time per
 //     password, and a background goroutine writes them every TouchInterval.
-//     Close writes what is pending.
-//   - Everything else — sessions, login states, locks, lists — is passed
+//     Close writes what is pending. The cache's own lookups show a touch
+//     at once; other processes see it after the write (the store contract
+//     allows this: see store.Store's TouchPassword).
+//   - Everything else — sessions, locks, lists — is passed
 //     through.
 //   - Close closes the next store too: the Cache owns it.
 //
@@ -32,8 +44,9 @@
 // Usage:
 //
 //	c := cache.New(redisStore, cache.Options{Log: logger})
-//	if err := c.Start(ctx); err != nil { ... } // subscribe + flush touches
-//	defer c.Close()                            // flushes, then closes redisStore
+//	_ = c.Start(ctx) // subscribe (retried in the background if it failed) + flush touches
+//	defer c.Close()  // flushes, then closes redisStore
+//	ready := c.Ready // for /readyz
 //	p, err := c.GetPassword(ctx, id)
 //	_ = c.TouchPassword(ctx, id, time.Now())
 package cache

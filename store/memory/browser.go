@@ -81,41 +81,6 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 	return nil
 }
 
-// PutLoginState implements store.Store.
-func (s *Store) PutLoginState(_ context.Context, st store.LoginState) error {
-	now := s.now()
-	if err := st.Validate(now); err != nil {
-		return fmt.Errorf("memory store: put login state: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errClosed
-	}
-	s.sweepLocked(now)
-	if old, ok := s.logins[st.State]; ok && now.Before(old.ExpiresAt) {
-		return fmt.Errorf("memory store: put login state: %w", store.ErrAlreadyExists)
-	}
-	s.logins[st.State] = st
-	return nil
-}
-
-// TakeLoginState implements store.Store.
-func (s *Store) TakeLoginState(_ context.Context, state string) (store.LoginState, error) {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.LoginState{}, errClosed
-	}
-	st, ok := s.logins[state]
-	delete(s.logins, state)
-	if !ok || !now.Before(st.ExpiresAt) {
-		return store.LoginState{}, fmt.Errorf("memory store: take login state: %w", store.ErrNotFound)
-	}
-	return st, nil
-}
-
 // GetUser implements store.Store.
 func (s *Store) GetUser(_ context.Context, username string) (store.User, error) {
 	now := s.now()

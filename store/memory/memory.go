@@ -26,7 +26,6 @@ type Store struct {
 	passwords map[string]store.Password
 	byUser    map[string]map[string]struct{}
 	sessions  map[string]store.Session
-	logins    map[string]store.LoginState
 	users     map[string]store.User
 	locks     map[string]lock
 	lockSeq   uint64 // the last lock.owner handed out
@@ -42,7 +41,6 @@ func New(now func() time.Time) *Store {
 		passwords: make(map[string]store.Password),
 		byUser:    make(map[string]map[string]struct{}),
 		sessions:  make(map[string]store.Session),
-		logins:    make(map[string]store.LoginState),
 		users:     make(map[string]store.User),
 		locks:     make(map[string]lock),
 		watchers:  make(map[*watcher]struct{}),
@@ -232,7 +230,6 @@ func (s *Store) Close() error {
 	clear(s.passwords)
 	clear(s.byUser)
 	clear(s.sessions)
-	clear(s.logins)
 	clear(s.users)
 	clear(s.locks)
 	return nil
@@ -261,7 +258,6 @@ func (s *Store) sweepLocked(now time.Time) {
 		}
 	}
 	maps.DeleteFunc(s.sessions, func(_ string, v store.Session) bool { return !now.Before(v.ExpiresAt) })
-	maps.DeleteFunc(s.logins, func(_ string, v store.LoginState) bool { return !now.Before(v.ExpiresAt) })
 	maps.DeleteFunc(s.users, func(_ string, v store.User) bool { return !now.Before(v.ExpiresAt) })
 	maps.DeleteFunc(s.locks, func(_ string, v lock) bool { return !now.Before(v.expires) })
 }

@@ -50,8 +50,6 @@ func TestWritesSweepEveryKind(t *testing.T) {
 	for _, err := range []error{
 		st.CreateSession(ctx, store.Session{ID: "short", ExpiresAt: soon}),
 		st.CreateSession(ctx, store.Session{ID: "long", ExpiresAt: later}),
-		st.PutLoginState(ctx, store.LoginState{State: "short", ExpiresAt: soon}),
-		st.PutLoginState(ctx, store.LoginState{State: "long", ExpiresAt: later}),
 		st.PutUser(ctx, store.User{Username: "short", ExpiresAt: soon}),
 		st.PutUser(ctx, store.User{Username: "long", ExpiresAt: later}),
 	} {
@@ -78,7 +76,6 @@ func TestWritesSweepEveryKind(t *testing.T) {
 		keys []string
 	}{
 		{"sessions", slices.Sorted(maps.Keys(st.sessions))},
-		{"login states", slices.Sorted(maps.Keys(st.logins))},
 		{"users", slices.Sorted(maps.Keys(st.users))},
 		{"locks", slices.Sorted(maps.Keys(st.locks))},
 	}

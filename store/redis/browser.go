@@ -156,46 +156,6 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return nil
 }
 
-// PutLoginState implements store.Store: SET NX with an absolute expiry.
-func (s *Store) PutLoginState(ctx context.Context, st store.LoginState) error {
-	if err := st.Validate(s.now()); err != nil {
-		return fmt.Errorf("redis store: put login state: %w", err)
-	}
-	val, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("redis store: put login state: %w", err)
-	}
-	err = s.client.SetArgs(ctx, s.keys.login(st.State), val, goredis.SetArgs{Mode: "NX", ExpireAt: st.ExpiresAt}).Err()
-	if errors.Is(err, goredis.Nil) {
-		return fmt.Errorf("redis store: put login state: %w", store.ErrAlreadyExists)
-	}
-	if err != nil {
-		return fmt.Errorf("redis store: put login state: %w", err)
-	}
-	return nil
-}
-
-// TakeLoginState implements store.Store with GETDEL, so that only one of
-// concurrent takes gets the record.
-func (s *Store) TakeLoginState(ctx context.Context, state string) (store.LoginState, error) {
-	b, err := s.client.GetDel(ctx, s.keys.login(state)).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return store.LoginState{}, fmt.Errorf("redis store: take login state: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.LoginState{}, fmt.Errorf("redis store: take login state: %w", err)
-	}
-	var st store.LoginState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return store.LoginState{}, fmt.Errorf("redis store: take login state: %w: %v", errCorrupt, err)
-	}
-	if !s.now().Before(st.ExpiresAt) {
-		return store.LoginState{}, fmt.Errorf("redis store: take login state: %w", store.ErrNotFound)
-	}
-	st.State = state
-	return st, nil
-}
-
 // GetUser implements store.Store.
 func (s *Store) GetUser(ctx context.Context, username string) (store.User, error) {
 	b, err := s.client.Get(ctx, s.keys.account(username)).Bytes()

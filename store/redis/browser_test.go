@@ -17,12 +17,8 @@ func TestBrowserKeyExpiry(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 
 	sess := store.Session{ID: "s1", Username: "alice", LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}
-	login := store.LoginState{State: "st1", ExpiresAt: now.Add(10 * time.Minute).Add(7 * time.Millisecond)}
 	user := store.User{Username: "alice", ExpiresAt: now.Add(24 * time.Hour)}
 	if err := st.CreateSession(ctx, sess); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.PutLoginState(ctx, login); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.PutUser(ctx, user); err != nil {
@@ -45,7 +41,6 @@ func TestBrowserKeyExpiry(t *testing.T) {
 		want time.Time
 	}{
 		{"session", st.keys.session("s1"), nil, sess.ExpiresAt},
-		{"login state", st.keys.login("st1"), nil, login.ExpiresAt},
 		{"user", st.keys.account("alice"), nil, user.ExpiresAt},
 		{"touched session", st.keys.session("s1"), func() error {
 			return st.TouchSession(ctx, "s1", now.Add(time.Minute), touched)
@@ -103,12 +98,6 @@ func TestCorruptBrowserRecords(t *testing.T) {
 			_, err := st.GetUser(ctx, "alice")
 			return err
 		}, "redis store: get user alice:"},
-		{"login state", func() error {
-			return st.client.Set(ctx, st.keys.login("st"), "\x01\x02", 0).Err()
-		}, func() error {
-			_, err := st.TakeLoginState(ctx, "st")
-			return err
-		}, "redis store: take login state:"},
 		{"session value", func() error {
 			return st.client.HSet(ctx, st.keys.session("s"), sessionValue, "[", sessionSeen, "0", sessionExpires, later).Err()
 		}, func() error {

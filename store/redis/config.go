@@ -25,9 +25,6 @@ const (
 	DefaultWriteTimeout = 3 * time.Second
 )
 
-// keyPath prefixes every Validate message with the config file's key path.
-const keyPath = "store.redis."
-
 // Config is the configuration file's `store.redis:` section.
 //
 // One server:
@@ -99,13 +96,17 @@ type target struct {
 	errMessage string // why the URL is invalid; "" when it is not
 }
 
+// KeyPath is the section's key path in the bridge's configuration file,
+// the prefix New validates with.
+const KeyPath = "store.redis"
+
 // Validate reports every problem with c at once, each prefixed with its
-// key path ("store.redis.url: …"). It does no I/O: New reports an
-// unreadable PasswordFile.
-func (c Config) Validate() error {
+// key path under prefix (normally KeyPath, giving "store.redis.url: …").
+// It does no I/O: New reports an unreadable PasswordFile.
+func (c Config) Validate(prefix string) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf(keyPath+key+": "+format, args...))
+		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, key, fmt.Sprintf(format, args...)))
 	}
 
 	t := parseURL(c.URL)
@@ -206,6 +207,32 @@ func (c Config) options() (*goredis.UniversalOptions, error) {
 		}
 	}
 	return o, nil
+}
+
+// describe names, for error messages, the server(s) that addrs (from
+// options) point at, and the config keys that set them. Nothing it
+// returns holds a password.
+func (c Config) describe(addrs []string) (where, check string) {
+	// The section's place in the bridge's configuration file, where New
+	// is always called from.
+	const keyPath = "store.redis."
+	var keys []string
+	if c.URL != "" {
+		keys = append(keys, keyPath+"url")
+	}
+	if len(c.Addrs) > 0 {
+		keys = append(keys, keyPath+"addrs")
+	}
+	switch {
+	case c.MasterName != "":
+		where = fmt.Sprintf("sentinel %s (master %q)", strings.Join(addrs, ", "), c.MasterName)
+		keys = append(keys, keyPath+"master_name")
+	case c.Cluster || len(c.Addrs) > 0:
+		where = "cluster " + strings.Join(addrs, ", ")
+	default:
+		where = strings.Join(addrs, ", ")
+	}
+	return where, strings.Join(keys, ", ")
 }
 
 // parseURL parses the url key. Its error messages never repeat the URL,

@@ -49,7 +49,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			err := tt.cfg.Validate(KeyPath)
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("Validate() = %v, want nil", err)
@@ -74,7 +74,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigValidateHidesURLPassword(t *testing.T) {
 	for _, raw := range []string{"redis://u:hunter2@h:bad", "redis://:hunter2@h/x", "redis://:hunter2@h\x7f"} {
-		err := Config{URL: raw}.Validate()
+		err := Config{URL: raw}.Validate(KeyPath)
 		if err == nil {
 			t.Fatalf("Validate(%q) = nil", raw)
 		}
@@ -154,7 +154,7 @@ func TestConfigOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.cfg.Validate(); err != nil {
+			if err := tt.cfg.Validate(KeyPath); err != nil {
 				t.Fatal(err)
 			}
 			tt.check(t, tt.cfg)

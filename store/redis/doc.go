@@ -1,12 +1,12 @@
 // Package redis is the store.Store that bridge replicas share: it keeps app
-// passwords, browser sessions, logins in flight, users and locks in Redis
+// passwords, browser sessions, users and locks in Redis
 // (a single server, Sentinel or Cluster, through one go-redis
 // UniversalClient). It is the only package that imports go-redis.
 //
 // Usage:
 //
 //	cfg := redis.Config{URL: "redis://127.0.0.1:6379/0"} // the config file's store.redis section
-//	if err := cfg.Validate(); err != nil { ... }          // every problem, with its key path
+//	if err := cfg.Validate("store.redis"); err != nil { ... } // every problem, with its key path
 //	st, err := redis.New(cfg, time.Now, logger)
 //	defer st.Close()
 //	err = st.Ping(ctx)
@@ -26,8 +26,6 @@
 //	                        as created (JSON), fields seen and exp its
 //	                        LastSeenAt and ExpiresAt in Unix ms, which
 //	                        override v's; the key expires at exp
-//	P + "login:" + state    string: a login in flight (JSON); the key expires
-//	                        at its ExpiresAt (SET … NX)
 //	P + "account:" + name   string: a user record (JSON); the key expires at
 //	                        its ExpiresAt. ("user:" is the password index.)
 //	P + "lock:" + name      string: a TryLock's random token; the key
@@ -37,7 +35,7 @@
 //	P + "events:user"       pub/sub channel: a username is PUBLISHed when
 //	                        its user record is written or deleted
 //
-// Sessions, login states and users are JSON: they are read once per
+// Sessions and users are JSON: they are read once per
 // browser request or per cache miss, not per token, and are not under the
 // password records' memory budget.
 //
@@ -69,8 +67,6 @@
 //     hash. Create refuses a live session (by the Store's clock); touch
 //     writes seen and exp together and moves the key's expiry, unless the
 //     new seen is earlier; it never creates a key.
-//   - TakeLoginState: GETDEL, so of concurrent takes exactly one gets the
-//     record.
 //   - PutUser and DeleteUser: SET (or DEL), then PUBLISH once the write
 //     is acknowledged, so that no cache re-reads the old record after the
 //     event.
@@ -81,9 +77,15 @@
 // # Watch
 //
 // Watch SUBSCRIBEs to both event channels and returns once Redis confirms
-// both. go-redis reconnects and re-subscribes on its own after a lost
-// connection; because events published meanwhile are lost, every
-// re-subscription is delivered as one store.Reset.
+// both, or fails after the dial plus read timeout. go-redis reconnects and
+// re-subscribes on its own after a lost connection; because events
+// published meanwhile are lost, every re-subscription is delivered as one
+// store.Reset. A Watch that failed is not retried here: store/cache retries
+// with back-off.
+//
+// Errors from Ping and Watch name the server and the config keys that
+// point at it ("redis store: ping: 127.0.0.1:6379 unreachable: dial tcp
+// …: connection refused; check store.redis.url"), never a password.
 //
 // # Memory
 //

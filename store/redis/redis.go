@@ -33,6 +33,12 @@ type Store struct {
 	keys   keys
 	now    func() time.Time
 	log    *slog.Logger
+	// where names the server(s) in errors ("127.0.0.1:6379"); check
+	// names the config keys that say where they are.
+	where, check string
+	// confirmTimeout bounds Watch's wait for Redis to confirm the
+	// subscription.
+	confirmTimeout time.Duration
 
 	mu     sync.Mutex
 	subs   map[*goredis.PubSub]struct{}
@@ -43,7 +49,7 @@ type Store struct {
 // logs to log. It does not contact Redis: call Ping to check the
 // connection.
 func New(cfg Config, now func() time.Time, log *slog.Logger) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(KeyPath); err != nil {
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
 	opts, err := cfg.options()
@@ -53,13 +59,25 @@ func New(cfg Config, now func() time.Time, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	where, check := cfg.describe(opts.Addrs)
 	return &Store{
-		client: goredis.NewUniversalClient(opts),
-		keys:   keys{prefix: cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix)},
-		now:    now,
-		log:    log,
-		subs:   make(map[*goredis.PubSub]struct{}),
+		client:         goredis.NewUniversalClient(opts),
+		keys:           keys{prefix: cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix)},
+		now:            now,
+		log:            log,
+		where:          where,
+		check:          check,
+		confirmTimeout: opts.DialTimeout + opts.ReadTimeout,
+		subs:           make(map[*goredis.PubSub]struct{}),
 	}, nil
+}
+
+// unreachable wraps err, the failure of op, with where the store looked
+// for Redis and the config keys to check, so that a wrong address or a
+// Redis that is down is recognisable in the log and on /readyz. Neither
+// part carries a password.
+func (s *Store) unreachable(op string, err error) error {
+	return fmt.Errorf("redis store: %s: %s unreachable: %w; check %s", op, s.where, err, s.check)
 }
 
 // keys names the store's Redis keys.
@@ -68,7 +86,6 @@ type keys struct{ prefix string }
 func (k keys) password(id string) string  { return k.prefix + "pw:" + id }
 func (k keys) user(name string) string    { return k.prefix + "user:" + name }
 func (k keys) session(id string) string   { return k.prefix + "sess:" + id }
-func (k keys) login(state string) string  { return k.prefix + "login:" + state }
 func (k keys) account(name string) string { return k.prefix + "account:" + name }
 func (k keys) lock(name string) string    { return k.prefix + "lock:" + name }
 func (k keys) events() string             { return k.prefix + "events" }
@@ -412,9 +429,12 @@ func (s *Store) publish(ctx context.Context, ids []string) error {
 }
 
 // Watch implements store.Store: it SUBSCRIBEs to both event channels and
-// returns once Redis has confirmed both. When go-redis re-subscribes after
-// a lost connection, fn receives one Reset, because events published
-// meanwhile were lost. fn is called from one goroutine.
+// returns once Redis has confirmed both, or with an error naming the
+// server and the config keys to check if Redis has not confirmed them
+// within the dial and read timeouts. Once subscribed, go-redis keeps the
+// subscription alive across lost connections; after each re-subscription
+// fn receives one Reset, because events published meanwhile were lost.
+// fn is called from one goroutine.
 func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 	s.mu.Lock()
 	if s.closed {
@@ -433,8 +453,10 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 		_ = sub.Close()
 	}
 	// Redis confirms each channel with a message of its own.
+	confirmCtx, cancel := context.WithTimeout(ctx, s.confirmTimeout)
+	defer cancel()
 	for range channels {
-		msg, err := sub.Receive(ctx)
+		msg, err := sub.Receive(confirmCtx)
 		if err == nil {
 			if _, ok := msg.(*goredis.Subscription); !ok {
 				err = fmt.Errorf("unexpected message %T before the subscription", msg)
@@ -442,7 +464,7 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 		}
 		if err != nil {
 			stop()
-			return fmt.Errorf("redis store: watch: %w", err)
+			return s.unreachable("watch", err)
 		}
 	}
 
@@ -482,7 +504,7 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Event)) error {
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis store: ping: %w", err)
+		return s.unreachable("ping", err)
 	}
 	return nil
 }
@@ -518,4 +540,20 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// RouteLibraryLog sends go-redis's own log lines, which it writes to
+// stderr by default (one per failed dial while Redis is down), to log at
+// debug level: the bridge reports outages itself, once per change (see
+// store/cache). go-redis has one logger per process, so this changes it
+// for every client in the process; call it once, at start-up.
+func RouteLibraryLog(log *slog.Logger) {
+	goredis.SetLogger(libraryLog{log})
+}
+
+// libraryLog adapts slog to go-redis's logger interface.
+type libraryLog struct{ log *slog.Logger }
+
+func (l libraryLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }

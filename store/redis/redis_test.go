@@ -265,3 +265,48 @@ func TestGlobEscape(t *testing.T) {
 		t.Fatalf("globEscape = %q, want %q", got, want)
 	}
 }
+
+// TestUnreachableNamesServerAndKey: when Redis is not there, Ping and
+// Watch say where they looked and which config keys to check, and never
+// repeat the password.
+func TestUnreachableNamesServerAndKey(t *testing.T) {
+	a, b := closedPort(t), closedPort(t)
+	tests := []struct {
+		name      string
+		cfg       Config
+		wantWhere string
+		wantCheck string
+	}{
+		{"one server", Config{URL: "redis://:hunter2@" + a + "/0"}, a + " unreachable", "check store.redis.url"},
+		{"cluster", Config{URL: "redis://:hunter2@" + a, Addrs: []string{b}}, "cluster " + a + ", " + b + " unreachable",
+			"check store.redis.url, store.redis.addrs"},
+		{"sentinel", Config{Addrs: []string{a, b}, MasterName: "mymaster", Password: "hunter2"},
+			`sentinel ` + a + `, ` + b + ` (master "mymaster") unreachable`, "check store.redis.addrs, store.redis.master_name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.DialTimeout, tt.cfg.ReadTimeout = 100*time.Millisecond, 100*time.Millisecond
+			st, err := New(tt.cfg, time.Now, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			for op, err := range map[string]error{
+				"Ping":  st.Ping(t.Context()),
+				"Watch": st.Watch(t.Context(), func(store.Event) {}),
+			} {
+				if err == nil {
+					t.Fatalf("%s succeeded with nothing listening", op)
+				}
+				for _, want := range []string{tt.wantWhere, tt.wantCheck} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("%s = %q, want it to contain %q", op, err, want)
+					}
+				}
+				if strings.Contains(err.Error(), "hunter2") {
+					t.Errorf("%s error shows the password: %q", op, err)
+				}
+			}
+		})
+	}
+}

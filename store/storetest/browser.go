@@ -2,9 +2,7 @@ package storetest
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -31,17 +29,6 @@ func (s suite) session(user string) store.Session {
 		CreatedAt:  now.Add(-time.Minute),
 		LastSeenAt: now.Add(-time.Minute),
 		ExpiresAt:  now.Add(time.Hour),
-	}
-}
-
-// loginState returns a login in flight, expiring in ten minutes.
-func (s suite) loginState() store.LoginState {
-	return store.LoginState{
-		State:     rand.Text(),
-		Nonce:     rand.Text(),
-		Verifier:  rand.Text() + rand.Text(),
-		Binding:   fmt.Sprintf("%x", sha256.Sum256([]byte(rand.Text()))),
-		ExpiresAt: s.clock.Now().Add(10 * time.Minute),
 	}
 }
 
@@ -287,131 +274,6 @@ func testSessionDelete(t *testing.T, s suite) {
 	for _, id := range []string{gone.ID, "doesnotexist"} {
 		if err := s.a.DeleteSession(t.Context(), id); err != nil {
 			t.Fatalf("DeleteSession(%s) = %v, want nil for a missing session", id, err)
-		}
-	}
-}
-
-func testLoginStateSingleUse(t *testing.T, s suite) {
-	ctx := t.Context()
-	st := s.loginState()
-	if err := s.a.PutLoginState(ctx, st); err != nil {
-		t.Fatalf("PutLoginState: %v", err)
-	}
-	dup := s.loginState()
-	dup.State = st.State
-	for _, h := range []store.Store{s.a, s.b} {
-		if err := h.PutLoginState(ctx, dup); !errors.Is(err, store.ErrAlreadyExists) {
-			t.Fatalf("PutLoginState(duplicate) = %v, want ErrAlreadyExists", err)
-		}
-	}
-
-	got, err := s.b.TakeLoginState(ctx, st.State)
-	if err != nil {
-		t.Fatalf("TakeLoginState: %v", err)
-	}
-	if d := diffRecords(st, got); d != "" {
-		t.Fatalf("TakeLoginState differs from what was stored:\n%s", d)
-	}
-	for _, h := range []store.Store{s.a, s.b} {
-		if got, err := h.TakeLoginState(ctx, st.State); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("second TakeLoginState = %+v, %v; want ErrNotFound", got, err)
-		}
-	}
-	if _, err := s.a.TakeLoginState(ctx, "doesnotexist"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("TakeLoginState(unknown) = %v, want ErrNotFound", err)
-	}
-	// A taken state is gone: it may be stored again.
-	if err := s.a.PutLoginState(ctx, dup); err != nil {
-		t.Fatalf("PutLoginState after take = %v", err)
-	}
-}
-
-func testLoginStateInvalid(t *testing.T, s suite) {
-	now := s.clock.Now()
-	tests := []struct {
-		name   string
-		mutate func(*store.LoginState)
-	}{
-		{"no state", func(st *store.LoginState) { st.State = "" }},
-		{"no expiry", func(st *store.LoginState) { st.ExpiresAt = time.Time{} }},
-		{"expires now", func(st *store.LoginState) { st.ExpiresAt = now }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := s.loginState()
-			tt.mutate(&st)
-			err := s.a.PutLoginState(t.Context(), st)
-			if err == nil || errors.Is(err, store.ErrAlreadyExists) {
-				t.Fatalf("PutLoginState = %v, want a validation error", err)
-			}
-			if _, err := s.b.TakeLoginState(t.Context(), st.State); !errors.Is(err, store.ErrNotFound) {
-				t.Fatalf("TakeLoginState after a rejected put = %v, want ErrNotFound", err)
-			}
-		})
-	}
-}
-
-func testLoginStateExpiry(t *testing.T, s suite) {
-	ctx := t.Context()
-	live, expired := s.loginState(), s.loginState()
-	expired.ExpiresAt = s.clock.Now().Add(time.Minute)
-	for _, st := range []store.LoginState{live, expired} {
-		if err := s.a.PutLoginState(ctx, st); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.clock.Advance(time.Minute)
-	if _, err := s.b.TakeLoginState(ctx, expired.State); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("TakeLoginState(expired) = %v, want ErrNotFound", err)
-	}
-	got, err := s.b.TakeLoginState(ctx, live.State)
-	if err != nil {
-		t.Fatalf("TakeLoginState(live) = %v", err)
-	}
-	if d := diffRecords(live, got); d != "" {
-		t.Fatalf("TakeLoginState differs from what was stored:\n%s", d)
-	}
-}
-
-func testLoginStateTakeConcurrent(t *testing.T, s suite) {
-	const (
-		states = 5
-		takers = 8
-	)
-	for range states {
-		st := s.loginState()
-		if err := s.a.PutLoginState(t.Context(), st); err != nil {
-			t.Fatal(err)
-		}
-		var (
-			wg     sync.WaitGroup
-			mu     sync.Mutex
-			won    []store.LoginState
-			others []error
-		)
-		for i := range takers {
-			h := []store.Store{s.a, s.b}[i%2]
-			wg.Go(func() {
-				got, err := h.TakeLoginState(t.Context(), st.State)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					won = append(won, got)
-				case !errors.Is(err, store.ErrNotFound):
-					others = append(others, err)
-				}
-			})
-		}
-		wg.Wait()
-		if len(others) > 0 {
-			t.Fatalf("unexpected errors: %v", others)
-		}
-		if len(won) != 1 {
-			t.Fatalf("%d of %d concurrent takes got the state, want exactly 1", len(won), takers)
-		}
-		if d := diffRecords(st, won[0]); d != "" {
-			t.Fatalf("the winning take differs from what was stored:\n%s", d)
 		}
 	}
 }

@@ -25,4 +25,11 @@
 // since a shared backend keeps it on its server's clock: the suite
 // advances its clock past a 200ms ttl and then polls, in real time, until
 // the lock is free.
+//
+// A backend that takes a liberty the store contract allows declares it
+// with RunTestsWith and Options; the suite then checks the weaker promise
+// and nothing less. store/cache, which writes touches in the background,
+// runs:
+//
+//	storetest.RunTestsWith(t, newCache, storetest.Options{TouchVisibleWithin: 5 * time.Second})
 package storetest
