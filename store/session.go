@@ -11,7 +11,10 @@ type Session struct {
 	Subject  string   `json:"sub"`
 	Username string   `json:"user"`
 	Email    string   `json:"email,omitempty"`
-	Groups   []string `json:"groups,omitempty"`
+	// The groups a session's person acts with are not kept here: they are
+	// the user record's, as accounts.Accounts.Standing says (a session
+	// written by an older version may still hold a "groups" field; it is
+	// ignored).
 	// CSRF is the session's anti-CSRF token, sent back in forms and in
 	// the X-CSRF-Token header of API calls.
 	CSRF string `json:"csrf"`

@@ -56,6 +56,7 @@ func newLogin(cfg *loadedConfig, st, cached store.Store, reg prometheus.Register
 		Provider:    provider,
 		Sessions:    st,
 		Accounts:    acc,
+		Sealer:      sealer,
 		Limits:      cfg.Passwords.Limits(),
 		IdleTimeout: cfg.Sessions.IdleTimeout,
 		MaxAge:      cfg.Sessions.MaxAge,

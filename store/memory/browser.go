@@ -153,12 +153,9 @@ func (s *Store) TryLock(_ context.Context, name string, ttl time.Duration) (unlo
 	}), true, nil
 }
 
-// cloneSession copies sess's slices, so that callers cannot change stored
-// records.
-func cloneSession(sess store.Session) store.Session {
-	sess.Groups = slices.Clone(sess.Groups)
-	return sess
-}
+// cloneSession copies sess, so that callers cannot change stored records
+// (a Session holds no slices or maps).
+func cloneSession(sess store.Session) store.Session { return sess }
 
 // cloneUser copies u's slices, so that callers cannot change stored
 // records.
