@@ -8,7 +8,7 @@
 #   docker build --build-arg VERSION=v1.2.3 --build-arg COMMIT=$(git rev-parse HEAD) .
 #
 # Without a Docker engine, `make image` builds this same file with buildah,
-# substituting local stand-ins for the three base images (see the Makefile).
+# substituting local stand-ins for the three base images (see scripts/image.sh).
 #
 # Run it with the config at /etc/bridge/bridge.yaml (BRIDGE_CONFIG points
 # there) and the key files wherever the config says, e.g. /keys. The image

@@ -89,7 +89,7 @@ func TestReadOnly(t *testing.T) {
 }
 
 // TestRSAKeys runs a push and pull with an RS256 signing key, which both
-// registries accept (PROTOCOL.md §3.3).
+// registries accept (docs/protocol.md §3.3).
 func TestRSAKeys(t *testing.T) {
 	w := newWorld(t, worldOptions{alg: "RS256"})
 	img := testenv.OCILayout(t, t.TempDir())

@@ -17,7 +17,7 @@ import (
 // httpClient is the client of every request the tests make themselves.
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-// tokenResponse is the token endpoint's JSON (PROTOCOL.md §1.3, §2.2).
+// tokenResponse is the token endpoint's JSON (docs/protocol.md §1.3, §2.2).
 type tokenResponse struct {
 	Token        string          `json:"token"`
 	AccessToken  string          `json:"access_token"`
@@ -108,7 +108,7 @@ func postToken(t testing.TB, bridge string, form url.Values, contentType string)
 
 var integer = regexp.MustCompile(`^[0-9]+$`)
 
-// checkGET asserts the GET response rules of PROTOCOL.md §1.3 and returns
+// checkGET asserts the GET response rules of docs/protocol.md §1.3 and returns
 // the token's claims.
 func checkGET(t testing.TB, tr tokenResponse) claims {
 	t.Helper()
@@ -123,7 +123,7 @@ func checkGET(t testing.TB, tr tokenResponse) claims {
 	return decodeClaims(t, tr.AccessToken)
 }
 
-// checkPOST asserts the POST response rules of PROTOCOL.md §2.2 and
+// checkPOST asserts the POST response rules of docs/protocol.md §2.2 and
 // returns the token's claims.
 func checkPOST(t testing.TB, tr tokenResponse) claims {
 	t.Helper()
@@ -159,7 +159,7 @@ func decodeClaims(t testing.TB, jwt string) claims {
 	}
 	decodePart(t, "header", parts[0], &h)
 	if len(h.X5C) == 0 {
-		t.Errorf("token header (alg %s) has no x5c, yet token.certificate_file is set (CONTRACT.md)", h.Alg)
+		t.Errorf("token header (alg %s) has no x5c, yet token.certificate_file is set (docs/reference.md)", h.Alg)
 	}
 	var c claims
 	decodePart(t, "payload", parts[1], &c)
@@ -168,7 +168,7 @@ func decodeClaims(t testing.TB, jwt string) claims {
 	}
 	decodePart(t, "payload", parts[1], &raw)
 	if len(raw.Access) == 0 || raw.Access[0] != '[' {
-		t.Errorf("access claim is %q, want a JSON array, empty if nothing is granted (PROTOCOL.md §7 T1)", raw.Access)
+		t.Errorf("access claim is %q, want a JSON array, empty if nothing is granted (docs/protocol.md §7 T1)", raw.Access)
 	}
 	if c.Issuer != issuer {
 		t.Errorf("iss = %q, want %q", c.Issuer, issuer)
@@ -178,7 +178,7 @@ func decodeClaims(t testing.TB, jwt string) claims {
 	}
 	for i, g := range c.Access {
 		if g == nil {
-			t.Errorf("access[%d] is null: it crashes the registry (PROTOCOL.md §5.2)", i)
+			t.Errorf("access[%d] is null: it crashes the registry (docs/protocol.md §5.2)", i)
 		}
 	}
 	return c

@@ -84,7 +84,7 @@ func (w *world) serve(t testing.TB) (config, url string) {
 	return config, url
 }
 
-// configTemplate is the bridge configuration of CONTRACT.md without the
+// configTemplate is the bridge configuration of docs/reference.md without the
 // oidc section, so the bridge runs without browser login, and with the
 // access rules of deploy/examples/bridge.yaml appended. Arguments: port,
 // public URL, Redis address, issuer, service, key file, certificate file.

@@ -12,7 +12,7 @@ import (
 
 const formURLEncoded = "application/x-www-form-urlencoded"
 
-// TestDockerFlows replays, with net/http, what Docker sends (PROTOCOL.md
+// TestDockerFlows replays, with net/http, what Docker sends (docs/protocol.md
 // §2.3, §4): the login GET with offline_token that yields a refresh token,
 // the legacy daemon's refresh-token POST, containerd's password POST and
 // its "Basic :<refresh_token>" GET fallback. Every token it gets must open

@@ -8,7 +8,7 @@ import (
 	"github.com/registry-bridge/bridge/scope"
 )
 
-// contractRules is the access list of CONTRACT.md's example configuration.
+// contractRules is the access list of the example configuration in docs/reference.md.
 func contractRules() []Rule {
 	return []Rule{
 		{Groups: []string{"registry-admins"}, Repositories: []string{"**"}, Actions: []string{"pull", "push", "delete"}, Catalog: true},

@@ -17,8 +17,8 @@ type metrics struct {
 	storeErrors prometheus.Counter
 	// denials counts refusals by reason; resolved per reason on first use.
 	denials *prometheus.CounterVec
-	// PasswordsMinted and PasswordsRevoked count changes made through
-	// this server (browser and API).
+	// passwordsMinted (by channel) and passwordsRevoked count changes
+	// made through this server (page and API), not by the CLI.
 	passwordsMinted  *prometheus.CounterVec
 	passwordsRevoked prometheus.Counter
 }

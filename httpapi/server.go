@@ -34,10 +34,11 @@ type Options struct {
 	Service string
 	// PublicURL is the bridge's external base URL, the Basic realm.
 	PublicURL string
-	// Registerer receives the server's metrics; Gatherer serves /metrics.
-	// Both default to a new registry.
+	// Registry receives the server's metrics and is what /metrics
+	// serves; nil means a new registry of its own.
 	Registry *prometheus.Registry
-	Now      func() time.Time
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// Groups, when set, resolves the groups a password acts with now
 	// (revalidated at the identity provider); else a password's own
 	// groups are used.
@@ -67,7 +68,8 @@ type Server struct {
 	mux       *http.ServeMux
 }
 
-// New returns a Server serving the routes of the README's HTTP surface.
+// New returns a Server serving the routes of the HTTP surface in
+// docs/reference.md.
 func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now

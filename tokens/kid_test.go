@@ -17,7 +17,7 @@ import (
 )
 
 // jwtMDKey is the example key of the distribution spec's jwt.md, whose kids
-// PROTOCOL.md §1.4 records.
+// docs/protocol.md §1.4 records.
 func jwtMDKey(t *testing.T) *ecdsa.PublicKey {
 	t.Helper()
 	x, err := base64.RawURLEncoding.DecodeString("m7zUpx3b-zmVE5cymSs64POG9QcyEpJaYCD82-549_Q")

@@ -193,7 +193,7 @@ func TestRegistriesVerify(t *testing.T) {
 		accept    []registry
 		reject    []registry
 	}{
-		// PROTOCOL.md §5.3 recipe (a): x5c works on v2.8 and on v3 with a
+		// docs/protocol.md §5.3 recipe (a): x5c works on v2.8 and on v3 with a
 		// bundle, whatever the kid; v3 with only a jwks rejects x5c.
 		{"x5c ES256", "ES256", true, KeyIDThumbprint, []registry{v3Bundle, v3Both, v28}, []registry{v3JWKS}},
 		{"x5c RS256", "RS256", true, KeyIDThumbprint, []registry{v3Bundle, v28}, []registry{v3JWKS}},
@@ -202,7 +202,7 @@ func TestRegistriesVerify(t *testing.T) {
 		{"kid thumbprint ES256", "ES256", false, KeyIDThumbprint, []registry{v3Bundle, v3JWKS, v3Both}, []registry{v28}},
 		{"kid thumbprint ES384", "ES384", false, KeyIDThumbprint, []registry{v3Bundle, v3JWKS}, []registry{v28}},
 		{"kid thumbprint RS256", "RS256", false, KeyIDThumbprint, []registry{v3Bundle, v3JWKS}, []registry{v28}},
-		// PROTOCOL.md §5.3 recipe (b).
+		// docs/protocol.md §5.3 recipe (b).
 		{"kid libtrust ES256", "ES256", false, KeyIDLibtrust, []registry{v28, v3JWKS, v3Both}, []registry{v3Bundle}},
 		{"kid libtrust RS256", "RS256", false, KeyIDLibtrust, []registry{v28, v3JWKS}, []registry{v3Bundle}},
 	}

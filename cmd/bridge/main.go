@@ -12,12 +12,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 )
 
-// Set with -ldflags "-X main.version=… -X main.commit=…".
+// Set with -ldflags "-X main.version=… -X main.commit=…" by make build and
+// the image. A plain go build or go install leaves them as they are here;
+// `bridge version` then reports what the toolchain recorded (version.go).
 var (
 	version = "dev"
 	commit  = ""
@@ -126,27 +127,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "doctor":
 		return cmdDoctor(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "bridge %s %s\n", version, buildCommit())
+		fmt.Fprintln(stdout, readBuild(version, commit).String())
 		return nil
 	case "help", "--help", "-h", "-help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args[:min(2, len(args))], " "))
-}
-
-func buildCommit() string {
-	if commit != "" {
-		return commit
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return s.Value
-			}
-		}
-	}
-	return "unknown"
 }
 
 // newFlags returns a flag set that reports errors instead of exiting.

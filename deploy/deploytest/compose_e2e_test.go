@@ -19,7 +19,7 @@ import (
 // real processes from the shipped files — bridge.yaml, registry.yml and the
 // environment docker-compose.yml gives each — and checks that the registry
 // sends clients to the bridge and accepts the bridge's tokens. Dex cannot
-// run here (TESTING.md); the bridge discovers its IdP lazily, so nothing
+// run here (docs/testing.md); the bridge discovers its IdP lazily, so nothing
 // below needs it. Only what this machine lacks is changed: listen
 // addresses and the Redis address, and BRIDGE_PUBLIC_URL and
 // REGISTRY_SERVICE to free ports, through the .env mechanism.
