@@ -33,6 +33,8 @@ type Store struct {
 	watchers  map[*watcher]struct{}
 	lastSweep time.Time
 	closed    bool
+
+	device *devices // device authorizations (device.go)
 }
 
 // New returns an empty store that reads the time from now.
@@ -235,6 +237,7 @@ func (s *Store) Close() error {
 	clear(s.logins)
 	clear(s.users)
 	clear(s.locks)
+	s.device = nil
 	return nil
 }
 
