@@ -45,6 +45,9 @@ type Options struct {
 	// Login, when set, turns on the browser login, the page and the
 	// JSON password API.
 	Login *LoginOptions
+	// Device, when set with Login, turns on the terminal login
+	// (device.go).
+	Device *DeviceOptions
 }
 
 // Server is the bridge's HTTP surface. It implements http.Handler.
@@ -61,6 +64,7 @@ type Server struct {
 	now       func() time.Time
 	metrics   *metrics
 	mux       *http.ServeMux
+	device    *device // nil without the terminal login
 }
 
 // New returns a Server serving the routes of the README's HTTP surface.
@@ -87,6 +91,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.mux.HandleFunc("/token", s.handleToken)
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	s.mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
@@ -96,6 +101,10 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 		u.routes(s.mux)
+		if o.Device != nil {
+			s.device = newDevice(u, o.Device)
+			s.device.routes(s.mux)
+		}
 	} else {
 		s.mux.HandleFunc("GET /{$}", s.handleNoLogin)
 	}

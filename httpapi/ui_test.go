@@ -49,6 +49,7 @@ type site struct {
 	st    *memory.Store
 	acc   *accounts.Accounts
 	clock *clock
+	srv   *Server
 }
 
 const (
@@ -142,10 +143,12 @@ func newSite(t *testing.T, allowedGroups ...string) *site {
 			Provider: prov, Sessions: s.st, Accounts: s.acc, Limits: limits,
 			IdleTimeout: time.Hour, MaxAge: 12 * time.Hour, Registry: "registry.test",
 		},
+		Device: testDeviceOptions(s.st), // device_test.go
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.srv = srv
 	bridgeTS.Config.Handler = srv
 	bridgeTS.Start()
 	t.Cleanup(bridgeTS.Close)

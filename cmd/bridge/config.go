@@ -38,6 +38,7 @@ type fileConfig struct {
 	Log          logConfig                   `yaml:"log"`
 	Server       serverConfig                `yaml:"server"`
 	UI           uiConfig                    `yaml:"ui"`
+	Device       httpapi.DeviceConfig        `yaml:"device"` // the terminal login (docs/device-login.md)
 }
 
 // oidcSection is the oidc section as a file may spell it: oidc.Config plus
@@ -101,6 +102,7 @@ const (
 	useLog
 	useServer
 	useUI
+	useDevice
 
 	// useAll is what serve and config check need: everything.
 	useAll = 1<<iota - 1
@@ -252,6 +254,7 @@ func (c *fileConfig) setDefaults() {
 	c.Passwords.SetDefaults()
 	c.Sessions.SetDefaults()
 	c.Revalidation.SetDefaults()
+	c.Device.SetDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -318,6 +321,12 @@ func (c *loadedConfig) validate(use sections) error {
 	}
 	if use&useRevalidation != 0 {
 		add(c.Revalidation.Validate("revalidation"))
+	}
+	if use&useDevice != 0 {
+		add(c.Device.Validate("device"))
+		if !c.Device.Disabled && c.Device.Lifetime > c.Passwords.MaxLifetime {
+			add(fmt.Errorf("device.lifetime: %v is longer than passwords.max_lifetime %v", c.Device.Lifetime, c.Passwords.MaxLifetime))
+		}
 	}
 	if use&useAccess != 0 {
 		// Compiling validates the rules; serve and policy explain use the

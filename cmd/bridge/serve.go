@@ -120,6 +120,7 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 		Now:       time.Now,
 		Groups:    resolver,
 		Login:     login,
+		Device:    deviceOptions(cfg, st, login),
 	})
 	if err != nil {
 		return err
