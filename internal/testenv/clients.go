@@ -252,3 +252,12 @@ func writeFile(t testing.TB, path, content string) {
 		t.Fatalf("testenv: %v", err)
 	}
 }
+
+// Dir is the client's HOME: its credential and configuration files live
+// under it (DOCKER_CONFIG is Dir()/.docker; skopeo's auth file is
+// Dir()/auth.json).
+func (c *Client) Dir() string { return c.dir }
+
+// Setenv adds "KEY=value" entries to the client's environment; a key
+// given again overrides the earlier value (PATH included).
+func (c *Client) Setenv(kv ...string) { c.env = append(c.env, kv...) }
