@@ -20,6 +20,7 @@ all: build
 
 build:
 	$(GO) build -o bin/bridge ./cmd/bridge
+	$(GO) build -o bin/docker-credential-bridge ./cmd/docker-credential-bridge
 
 ## demo: the whole flow on loopback, no Docker engine: a development OpenID
 ## provider with demo users, the bridge, and registry v3. Prints what to open

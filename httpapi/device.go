@@ -65,7 +65,7 @@ const (
 	sessionAttempts     = 5
 	sessionAttemptEvery = time.Minute
 	globalAttempts      = 30
-	globalAttemptEvery  = 2 * time.Second
+	globalAttemptEvery  = 6 * time.Second
 	maxAttemptSessions  = 10_000
 )
 
