@@ -154,7 +154,7 @@ func (h credHelper) get(t *testing.T, server string) (user, secret, stderr strin
 
 // approve opens the verification URL in the signed-in browser, checks
 // what the page shows, and presses decision ("approve" or "deny").
-func (p *page) approve(verification, wantCode, decision string) {
+func (p *page) approve(verification, wantCode, wantHost, decision string) {
 	p.t.Helper()
 	p.do("open the verification URL",
 		chromedp.Navigate(verification),
@@ -166,13 +166,13 @@ func (p *page) approve(verification, wantCode, decision string) {
 	if got := p.text("#device-warning"); !strings.Contains(got, "Approve only if you started this") {
 		p.t.Errorf("the approval page lacks the warning: %q", got)
 	}
-	host, _ := os.Hostname()
-	if got := p.text("#device-host"); got != host {
-		p.t.Errorf("the approval page shows host %q, want %q", got, host)
+	if got := p.text("#device-host"); got != wantHost {
+		p.t.Errorf("the approval page shows host %q, want %q", got, wantHost)
 	}
 	if got := p.text("#device-ip"); got != "127.0.0.1" {
 		p.t.Errorf("the approval page shows address %q, want 127.0.0.1", got)
 	}
+	p.screenshot("device-confirm")
 	p.do(decision, chromedp.Click(chromedp.CSS("#device-"+decision)), chromedp.WaitVisible(chromedp.CSS("#device-result")))
 }
 
@@ -183,7 +183,8 @@ func (p *page) deviceLogin(h credHelper, decision, stdin string, args ...string)
 	r := h.start(p.t, stdin, args...)
 	u := r.verificationURL(p.t)
 	code := u[strings.LastIndex(u, "=")+1:]
-	p.approve(u, code, decision)
+	host, _ := os.Hostname()
+	p.approve(u, code, host, decision)
 	out, err := r.wait(p.t)
 	return out, r.errText(), err
 }
@@ -273,7 +274,8 @@ func TestDeviceLogin(t *testing.T) {
 	if !strings.HasPrefix(u, d.bridgeURL+"/device?user_code=") {
 		t.Fatalf("verification URL %s is not the bridge's /device", u)
 	}
-	p.approve(u, u[strings.LastIndex(u, "=")+1:], "approve")
+	host, _ := os.Hostname()
+	p.approve(u, u[strings.LastIndex(u, "=")+1:], host, "approve")
 	p.screenshot("device-approved")
 	out, err := r.wait(t)
 	if err != nil {
@@ -358,6 +360,8 @@ func TestDeviceLogin(t *testing.T) {
 		}
 	}
 
+	t.Run("refusals", func(t *testing.T) { deviceRefusals(t, d, p) })
+
 	// erase revokes on the bridge: the next token request is 401.
 	if got := refreshStatus(t, d.bridgeURL, d.registryHost, first.Secret); got != http.StatusOK {
 		t.Fatalf("refresh grant before erase: %d", got)
@@ -388,4 +392,68 @@ func TestDeviceLogin(t *testing.T) {
 	c.Setenv("DOCKER_CREDENTIAL_BRIDGE_NONINTERACTIVE=1")
 	out, err = c.Push(t.Context(), img, d.registryHost+"/team-a/after-logout:v1")
 	assertDenied(t, fmt.Sprintf("push after logout (%s)", c.Name), out, err)
+}
+
+// deviceAnswer is a JSON answer of the bridge's device endpoints.
+type deviceAnswer struct {
+	status int
+	body   map[string]any
+}
+
+func (a deviceAnswer) str(k string) string { v, _ := a.body[k].(string); return v }
+
+func devicePost(t *testing.T, u string, form url.Values) deviceAnswer {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := deviceAnswer{status: resp.StatusCode}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = json.Unmarshal(b, &a.body)
+	return a
+}
+
+// deviceRefusals checks, against the real bridge binary and in the
+// browser, that polling too fast, wrong codes and a code another person
+// decided already are refused with the RFC's errors and mint nothing.
+// (Expiry, denial by the approver and the caps are in
+// httpapi/device_test.go, with an injected clock.)
+func deviceRefusals(t *testing.T, d *demo, p *page) {
+	start := devicePost(t, d.bridgeURL+"/device/code", url.Values{"client_id": {"docker-credential-bridge"}, "host": {"refusals.example"}})
+	if start.status != http.StatusOK {
+		t.Fatalf("POST /device/code: %d %v", start.status, start.body)
+	}
+	poll := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {start.str("device_code")}, "client_id": {"docker-credential-bridge"}}
+	for _, want := range []string{"authorization_pending", "slow_down"} {
+		if a := devicePost(t, d.bridgeURL+"/token", poll); a.status != http.StatusBadRequest || a.str("error") != want {
+			t.Fatalf("poll: %d %v, want 400 %s", a.status, a.body, want)
+		}
+	}
+
+	// A wrong code gets an error on the page and no approve button.
+	p.do("enter a wrong code",
+		chromedp.Navigate(d.bridgeURL+"/device"),
+		chromedp.SendKeys(chromedp.CSS("#user-code"), "BBBB-BBBB"),
+		chromedp.Click(chromedp.CSS("#device-continue")),
+		chromedp.WaitVisible(chromedp.CSS("#device-error")),
+	)
+
+	// alice approves; bob, signed in next, cannot decide it again.
+	p.approve(start.str("verification_uri_complete"), start.str("user_code"), "refusals.example", "approve")
+	p.do("log out",
+		chromedp.Navigate(d.bridgeURL),
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#login")),
+	)
+	p.login("bob", "bob-password")
+	p.do("bob opens alice's approved code",
+		chromedp.Navigate(start.str("verification_uri_complete")),
+		chromedp.WaitVisible(chromedp.CSS("#device-error")),
+	)
+	p.do("bob's page", chromedp.Navigate(d.bridgeURL), chromedp.WaitVisible(chromedp.CSS("#mint")))
+	if body := p.text("body"); strings.Contains(body, "device:") {
+		t.Errorf("bob has a device password:\n%s", body)
+	}
 }

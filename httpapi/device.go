@@ -340,7 +340,7 @@ func (d *device) handlePage(w http.ResponseWriter, r *http.Request) *httpError {
 		data["Error"] = herr.public
 		return u.render(w, herr.status, "device.html", data)
 	}
-	data["Auth"], data["UserCode"], data["Lifetime"] = rec, shown, d.lifetime(rec).String()
+	data["Auth"], data["UserCode"], data["Lifetime"] = rec, shown, humanDuration(d.lifetime(rec))
 	return u.render(w, http.StatusOK, "device.html", data)
 }
 
@@ -384,6 +384,23 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// humanDuration writes whole days or hours in words, else as Go does.
+func humanDuration(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return strconv.FormatInt(n, 10) + " " + unit + "s"
+	}
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		return plural(int64(d/(24*time.Hour)), "day")
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int64(d/time.Hour), "hour")
+	}
+	return d.String()
 }
 
 // lifetime is the lifetime the minted password gets.

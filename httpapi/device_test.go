@@ -139,7 +139,7 @@ func TestDeviceLoginApproveRedeemRevoke(t *testing.T) {
 	b.login("alice", "alice-pw")
 	b.get(a.str("verification_uri_complete"))
 	for _, want := range []string{"Approve only if you started this yourself", "laptop.example", "192.0.2.7",
-		"2h0m0s", "read-only", "docker-credential-bridge test", a.str("user_code")} {
+		"2 hours", "read-only", "docker-credential-bridge test", a.str("user_code")} {
 		if !strings.Contains(b.body, want) {
 			t.Errorf("approval page lacks %q", want)
 		}
@@ -384,6 +384,15 @@ func TestAttemptLimiterGlobal(t *testing.T) {
 	c.Advance(globalAttemptEvery)
 	if !l.allow("fresh-session") {
 		t.Fatal("attempts do not come back")
+	}
+}
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{12 * time.Hour: "12 hours", time.Hour: "1 hour", 48 * time.Hour: "2 days",
+		24 * time.Hour: "1 day", 90 * time.Minute: "1h30m0s", 36 * time.Hour: "36 hours"} {
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
+		}
 	}
 }
 
