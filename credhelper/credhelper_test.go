@@ -65,3 +65,12 @@ func TestFileStoreGetEraseList(t *testing.T) {
 		t.Fatalf("List = %v %v", l, err)
 	}
 }
+
+func FuzzBearerRealm(f *testing.F) {
+	for _, s := range []string{`Bearer realm="http://localhost:5001/token",service="x"`, `Bearer realm=`, `Bearer a="`, `Bearer ,,,`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = bearerRealm(s) // must not panic or loop
+	})
+}

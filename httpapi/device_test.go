@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -312,24 +313,37 @@ func TestDeviceDeniedExpiredAndRefusals(t *testing.T) {
 
 func TestDeviceCaps(t *testing.T) {
 	s := newSite(t)
-	for i := range testMaxPendingPerAddr {
-		s.startDevice("192.0.2.1:"+string(rune('1'+i)), deviceForm("a"))
-	}
+	// Two now, one five minutes later: the address is at its cap.
+	s.startDevice("192.0.2.1:1", deviceForm("a"))
+	s.startDevice("192.0.2.1:2", deviceForm("a"))
+	s.clock.Advance(testCodeLifetime / 2)
+	s.startDevice("192.0.2.1:3", deviceForm("a"))
 	a := s.deviceCall("/device/code", "192.0.2.1:9", deviceForm("a"))
-	if a.status != http.StatusTooManyRequests || a.str("device_code") != "" || a.header.Get("Retry-After") == "" {
+	if a.status != http.StatusTooManyRequests || a.str("error") != "slow_down" || a.str("device_code") != "" || a.header.Get("Retry-After") == "" {
 		t.Fatalf("authorization %d from one address: %d %s (Retry-After %q), want 429", testMaxPendingPerAddr+1, a.status, a.raw, a.header.Get("Retry-After"))
 	}
-	for range testMaxPending - testMaxPendingPerAddr {
-		s.startDevice("192.0.2.2:1", deviceForm("b")) // hits its own address cap at the same count
+	// When the first two expire, two fit again: the refused one took no
+	// place.
+	s.clock.Advance(testCodeLifetime / 2)
+	s.startDevice("192.0.2.1:1", deviceForm("a"))
+	s.startDevice("192.0.2.1:2", deviceForm("a"))
+	if a := s.deviceCall("/device/code", "192.0.2.1:9", deviceForm("a")); a.status != http.StatusTooManyRequests {
+		t.Fatalf("over the cap again: %d %s", a.status, a.raw)
 	}
-	a = s.deviceCall("/device/code", "192.0.2.3:1", deviceForm("c"))
-	if a.status != http.StatusServiceUnavailable || a.str("device_code") != "" || !strings.Contains(a.str("error_description"), "too many device logins") {
+
+	// The global cap: 3 live from 192.0.2.1, 3 more from elsewhere fill it.
+	for i := range testMaxPending - testMaxPendingPerAddr {
+		s.startDevice(fmt.Sprintf("192.0.2.%d:1", 10+i), deviceForm("b"))
+	}
+	a = s.deviceCall("/device/code", "192.0.2.99:1", deviceForm("c"))
+	if a.status != http.StatusServiceUnavailable || a.str("device_code") != "" || a.header.Get("Retry-After") == "" ||
+		!strings.Contains(a.str("error_description"), "too many device logins") {
 		t.Fatalf("authorization %d in all: %d %s, want 503", testMaxPending+1, a.status, a.raw)
 	}
 	// Once the codes expire they no longer count.
 	s.clock.Advance(testCodeLifetime)
 	s.startDevice("192.0.2.1:1", deviceForm("a"))
-	s.startDevice("192.0.2.3:1", deviceForm("c"))
+	s.startDevice("192.0.2.99:1", deviceForm("c"))
 }
 
 func TestDeviceWrongCodeAttempts(t *testing.T) {
@@ -465,4 +479,22 @@ func (s *site) aliceSubject(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return u.Subject
+}
+
+func FuzzNormalUserCode(f *testing.F) {
+	for _, s := range []string{"BCDF-GHJK", "bcdf ghjk", "", "BCDF–GHJK", strings.Repeat("-", 30)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		code, ok := normalUserCode(s)
+		if !ok {
+			return
+		}
+		if len(code) != userCodeLength || strings.Trim(code, userCodeAlphabet) != "" {
+			t.Fatalf("normalUserCode(%q) = %q", s, code)
+		}
+		if again, ok := normalUserCode(formatUserCode(code)); !ok || again != code {
+			t.Fatalf("the formatted code %q does not read back", formatUserCode(code))
+		}
+	})
 }
