@@ -74,3 +74,34 @@ func FuzzBearerRealm(f *testing.F) {
 		_ = bearerRealm(s) // must not panic or loop
 	})
 }
+
+// A credential about to expire is not handed out: get logs in again (here,
+// not interactive, it answers "not found").
+func TestGetSkipsExpiring(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	h, err := New(Options{Dir: dir, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tt := range map[string]struct {
+		expires time.Time
+		ok      bool
+	}{
+		"valid": {now.Add(time.Hour), true}, "expiring": {now.Add(renewBefore - time.Second), false}, "expired": {now.Add(-time.Second), false},
+	} {
+		err := save(filepath.Join(dir, FileName), file{Registries: map[string]Entry{"registry.test": {
+			Username: "alice", Password: "rbp_x", RefreshToken: "rbr_x", ExpiresAt: tt.expires,
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		user, secret, err := h.Get("registry.test")
+		switch {
+		case tt.ok && (err != nil || user != "<token>" || secret != "rbr_x"):
+			t.Errorf("%s: Get = %q %q %v, want the identity token", name, user, secret, err)
+		case !tt.ok && !credentials.IsErrCredentialsNotFound(err):
+			t.Errorf("%s: Get = %q %q %v, want not found", name, user, secret, err)
+		}
+	}
+}

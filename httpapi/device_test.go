@@ -498,3 +498,32 @@ func FuzzNormalUserCode(f *testing.F) {
 		}
 	})
 }
+
+// Without the browser login there is no device login: the grant is
+// unsupported, the routes are absent and the metadata does not offer it.
+func TestNoDeviceLoginWithoutBrowserLogin(t *testing.T) {
+	f := newFixture(t)
+	w := f.post(url.Values{"grant_type": {grantDeviceCode}, "device_code": {"x"}, "client_id": {DeviceClientID}})
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "unsupported_grant_type") {
+		t.Fatalf("device grant: %d %s", w.Code, w.Body)
+	}
+	for _, path := range []string{"/device/code", "/revoke"} {
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader("client_id="+DeviceClientID))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, r)
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("POST %s: %d, want 404", path, rec.Code)
+		}
+	}
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-authorization-server", nil))
+	var m metadata
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil || rec.Code != 200 {
+		t.Fatalf("metadata: %d %s", rec.Code, rec.Body)
+	}
+	if m.DeviceAuthorizationEndpoint != "" || m.RevocationEndpoint != "" || m.TokenEndpoint != "http://bridge.test/token" ||
+		strings.Contains(strings.Join(m.GrantTypesSupported, " "), grantDeviceCode) {
+		t.Fatalf("metadata without the device login: %s", rec.Body)
+	}
+}
