@@ -16,11 +16,11 @@ func TestRun(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct {
-		name       string
-		args       []string
-		stdin      string
-		env        map[string]string
-		code       int
+		name        string
+		args        []string
+		stdin       string
+		env         map[string]string
+		code        int
 		out, errOut string
 	}{
 		{"no arguments", nil, "", nil, 2, "", "usage:"},
