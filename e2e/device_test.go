@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	dockerclient "github.com/docker/docker-credential-helpers/client"
 
 	"github.com/registry-bridge/bridge/internal/testenv"
 )
@@ -295,6 +296,27 @@ func TestDeviceLogin(t *testing.T) {
 	if user != first.Username || secret != first.Secret || strings.Contains(stderr, "/device") {
 		t.Fatalf("second get: %q %q, stderr %q; want the stored credential and no login", user, secret, stderr)
 	}
+
+	// Docker's own side of the protocol (docker-credential-helpers/client,
+	// what the docker CLI runs) gets the identity token, and trades it
+	// with Docker's refresh grant (client_id=docker, access_type=offline).
+	t.Run("docker helper client and refresh grant", func(t *testing.T) {
+		env := map[string]string{}
+		for _, kv := range h.env() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		creds, err := dockerclient.Get(dockerclient.NewShellProgramFuncWithEnv(filepath.Join(h.bin, "docker-credential-bridge"), &env), d.registryHost)
+		if err != nil || creds.Username != "<token>" || creds.Secret != first.Secret {
+			t.Fatalf("docker-credential-helpers client Get: %+v %v", creds, err)
+		}
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {creds.Secret}, "service": {d.registryHost},
+			"client_id": {"docker"}, "access_type": {"offline"}, "scope": {"repository:users/alice/docker:pull,push"}}
+		a := devicePost(t, d.bridgeURL+"/token", form)
+		if a.status != http.StatusOK || a.str("access_token") == "" || !strings.Contains(a.str("scope"), "users/alice/docker:pull,push") {
+			t.Fatalf("Docker's refresh grant: %d %v", a.status, a.body)
+		}
+	})
 
 	// login ahead of time for the 2.8 registry.
 	if out, stderr, err := p.deviceLogin(h, "approve", "", "login", reg28); err != nil || !strings.Contains(stderr, "Logged in to "+reg28+" as alice") {
