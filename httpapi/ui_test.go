@@ -43,13 +43,13 @@ func (c *clock) Advance(d time.Duration) {
 // provider (devidp, built on zitadel/oidc), both on loopback.
 type site struct {
 	t     *testing.T
+	srv   *Server // the bridge's handler, for requests from chosen addresses
 	base  string
 	idp   *devidp.Provider
 	idpTS *httptest.Server
 	st    *memory.Store
 	acc   *accounts.Accounts
 	clock *clock
-	srv   *Server
 }
 
 const (
