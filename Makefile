@@ -24,6 +24,7 @@ all: build
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/bridge ./cmd/bridge
+	$(GO) build -trimpath -o bin/docker-credential-bridge ./cmd/docker-credential-bridge
 
 ## demo: the whole flow on loopback, no Docker engine: a development OpenID
 ## provider with demo users, the bridge, and registry v3. Prints what to open

@@ -49,6 +49,9 @@ type Options struct {
 	// Workloads, when set, accepts workload OIDC tokens (CI jobs, pods)
 	// as passwords on the token endpoint.
 	Workloads WorkloadVerifier
+	// Device, when set with Login, turns on the terminal login
+	// (device.go).
+	Device *DeviceOptions
 }
 
 // Server is the bridge's HTTP surface. It implements http.Handler.
@@ -66,6 +69,7 @@ type Server struct {
 	metrics   *metrics
 	workloads *workloadAuth
 	mux       *http.ServeMux
+	device    *device // nil without the terminal login
 }
 
 // New returns a Server serving the routes of the HTTP surface in
@@ -94,6 +98,7 @@ func New(o Options) (*Server, error) {
 	s.workloads = newWorkloadAuth(o.Workloads, o.Registry)
 	s.mux.HandleFunc("/token", s.handleToken)
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	s.mux.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{}))
@@ -103,6 +108,10 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 		u.routes(s.mux)
+		if o.Device != nil {
+			s.device = newDevice(u, o.Device)
+			s.device.routes(s.mux)
+		}
 	} else {
 		s.mux.HandleFunc("GET /{$}", s.handleNoLogin)
 	}

@@ -101,6 +101,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 		}
 		return herr
 	}
+	if req.grant == grantDevice {
+		return s.deviceToken(w, r, req, ev) // device.go
+	}
 	if req.service != "" && req.service != s.service {
 		ev.reason = "wrong_service"
 		return badRequest("unknown service %s; this token server serves %q: set the registry's auth.token.service to %q (or the bridge's token.service to the registry's)",

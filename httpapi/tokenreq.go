@@ -25,6 +25,7 @@ const (
 	grantAnonymous = "anonymous"     // GET without credentials
 	grantPassword  = "password"      // POST grant_type=password
 	grantRefresh   = "refresh_token" // POST grant_type=refresh_token
+	grantDevice    = "device_code"   // POST grant_type=urn:ietf:params:oauth:grant-type:device_code
 )
 
 // tokenRequest is a parsed GET or POST to the token endpoint.
@@ -108,6 +109,11 @@ func parsePost(contentType string, body []byte) (tokenRequest, *httpError) {
 		req.grant, req.username, req.secret = grantRefresh, f.Get("username"), f.Get("refresh_token")
 		if req.secret == "" {
 			return tokenRequest{}, badRequest("grant_type=refresh_token needs refresh_token")
+		}
+	case grantDeviceCode:
+		req.grant, req.secret = grantDevice, f.Get("device_code")
+		if req.secret == "" || req.clientID == "" {
+			return tokenRequest{}, badRequest("the device_code grant needs device_code and client_id")
 		}
 	case "":
 		return tokenRequest{}, badRequest("missing grant_type")

@@ -44,6 +44,7 @@ func (c *clock) Advance(d time.Duration) {
 // provider (devidp, built on zitadel/oidc), both on loopback.
 type site struct {
 	t     *testing.T
+	srv   *Server // the bridge's handler, for requests from chosen addresses
 	base  string
 	idp   *devidp.Provider
 	idpTS *httptest.Server
@@ -184,10 +185,12 @@ func newSiteOn(t *testing.T, backend func(now func() time.Time) store.Store, all
 			Provider: prov, Sessions: s.backend, Accounts: s.acc, Sealer: sealer, Limits: limits,
 			IdleTimeout: time.Hour, MaxAge: 12 * time.Hour, Registry: "registry.test",
 		},
+		Device: testDeviceOptions(s.st), // device_test.go
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.srv = srv
 	bridgeTS.Config.Handler = srv
 	bridgeTS.Start()
 	t.Cleanup(bridgeTS.Close)

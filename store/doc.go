@@ -27,6 +27,10 @@
 //   - The per-user index makes ListPasswords(user) and
 //     DeleteUserPasswords(user) cost one operation per password of that
 //     user, not a scan of the store.
+//   - Device authorizations (device.go): CreateDeviceAuth enforces its caps
+//     and the uniqueness of id and user code atomically and stores nothing
+//     it refuses; DecideDeviceAuth succeeds once per authorization;
+//     PollDeviceAuth redeems an approved one once.
 //
 // Usage:
 //

@@ -7,10 +7,10 @@ import "time"
 // of the store holds no usable session.
 type Session struct {
 	// ID is the hex SHA-256 of the cookie value; it names the record.
-	ID       string   `json:"id"`
-	Subject  string   `json:"sub"`
-	Username string   `json:"user"`
-	Email    string   `json:"email,omitempty"`
+	ID       string `json:"id"`
+	Subject  string `json:"sub"`
+	Username string `json:"user"`
+	Email    string `json:"email,omitempty"`
 	// The groups a session's person acts with are not kept here: they are
 	// the user record's, as accounts.Accounts.Standing says (a session
 	// written by an older version may still hold a "groups" field; it is

@@ -21,6 +21,7 @@ const (
 	CreatedByAPI     = "api"
 	// CreatedByWorkload: a workload's refresh token (accounts.Workload).
 	CreatedByWorkload = "workload"
+	// CreatedByDevice ("device") is in device.go.
 )
 
 // Password is an app password's record. It holds digests of the secret and
@@ -147,6 +148,9 @@ type Store interface {
 	// The ttl runs on the backend's clock: the Redis server's for
 	// store/redis.
 	TryLock(ctx context.Context, name string, ttl time.Duration) (unlock func(), ok bool, err error)
+
+	// DeviceStore keeps device authorizations (device.go).
+	DeviceStore
 
 	// Watch calls fn for every invalidation event until ctx ends. It
 	// returns once the subscription is established (or failed), so that

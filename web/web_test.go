@@ -13,7 +13,7 @@ func TestTemplatesParseAndRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"login.html", "index.html", "minted.html", "error.html"} {
+	for _, name := range []string{"login.html", "index.html", "minted.html", "error.html", "device.html"} {
 		if pages.Lookup(name) == nil {
 			t.Errorf("template %s missing", name)
 		}

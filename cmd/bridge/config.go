@@ -40,6 +40,7 @@ type fileConfig struct {
 	Server       serverConfig                `yaml:"server"`
 	UI           uiConfig                    `yaml:"ui"`
 	Workloads    workload.Config             `yaml:"workloads"`
+	Device       httpapi.DeviceConfig        `yaml:"device"` // the terminal login (docs/device-login.md)
 }
 
 // oidcSection is the oidc section as a file may spell it: oidc.Config plus
@@ -104,6 +105,7 @@ const (
 	useServer
 	useUI
 	useWorkloads
+	useDevice
 
 	// useAll is what serve and config check need: everything.
 	useAll = 1<<iota - 1
@@ -259,6 +261,7 @@ func (c *fileConfig) setDefaults() {
 	c.Sessions.SetDefaults()
 	c.Revalidation.SetDefaults()
 	c.Workloads.SetDefaults()
+	c.Device.SetDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -325,6 +328,12 @@ func (c *loadedConfig) validate(use sections) error {
 	}
 	if use&useRevalidation != 0 {
 		add(c.Revalidation.Validate("revalidation"))
+	}
+	if use&useDevice != 0 {
+		add(c.Device.Validate("device"))
+		if !c.Device.Disabled && c.Device.Lifetime > c.Passwords.MaxLifetime {
+			add(fmt.Errorf("device.lifetime: %v is longer than passwords.max_lifetime %v", c.Device.Lifetime, c.Passwords.MaxLifetime))
+		}
 	}
 	if use&useAccess != 0 {
 		// Compiling validates the rules; serve and policy explain use the

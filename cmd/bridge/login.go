@@ -68,6 +68,15 @@ func newLogin(cfg *loadedConfig, st, cached store.Store, reg prometheus.Register
 	}, acc, nil
 }
 
+// deviceOptions turns on the terminal login (docs/device-login.md)
+// unless device.disabled is set; it needs the browser login.
+func deviceOptions(cfg *loadedConfig, st store.Store, login *httpapi.LoginOptions) *httpapi.DeviceOptions {
+	if login == nil {
+		return nil
+	}
+	return cfg.Device.Options(st)
+}
+
 // newSealer returns what encrypts refresh tokens at rest: the key of
 // oidc.encryption_key_file; else, with Redis, a key derived from the
 // client secret (which a copy of Redis does not hold); else, for the

@@ -133,6 +133,7 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 		Groups:    resolver,
 		Login:     login,
 		Workloads: workloads,
+		Device:    deviceOptions(cfg, st, login),
 	})
 	if err != nil {
 		return err

@@ -72,6 +72,10 @@ var rules = map[string]rule{
 	// only reads a request and answers it.
 	"cmd/bridge":                     {},
 	"cmd/bridge-credential-provider": {never: []string{module + "/httpapi", module + "/store", redis}},
+	// The Docker credential helper runs on people's machines: it talks to
+	// the bridge over HTTP and knows none of the server's code.
+	"credhelper":                   {ours: none, never: []string{redis}},
+	"cmd/docker-credential-bridge": {ours: []string{"credhelper"}, never: []string{redis}},
 
 	// Development and tests only.
 	"cmd/devidp":                     {dev: true},

@@ -266,3 +266,12 @@ func (c *Client) UseIdentityToken(t testing.TB, host, token string) {
 	writeFile(t, filepath.Join(c.dir, ".docker", "config.json"), doc)
 	writeFile(t, filepath.Join(c.dir, "auth.json"), doc)
 }
+
+// Dir is the client's HOME: its credential and configuration files live
+// under it (DOCKER_CONFIG is Dir()/.docker; skopeo's auth file is
+// Dir()/auth.json).
+func (c *Client) Dir() string { return c.dir }
+
+// Setenv adds "KEY=value" entries to the client's environment; a key
+// given again overrides the earlier value (PATH included).
+func (c *Client) Setenv(kv ...string) { c.env = append(c.env, kv...) }

@@ -32,6 +32,8 @@ type Store struct {
 	watchers  map[*watcher]struct{}
 	lastSweep time.Time
 	closed    bool
+
+	device *devices // device authorizations (device.go)
 }
 
 // New returns an empty store that reads the time from now.
@@ -232,6 +234,7 @@ func (s *Store) Close() error {
 	clear(s.sessions)
 	clear(s.users)
 	clear(s.locks)
+	s.device = nil
 	return nil
 }
 

@@ -17,7 +17,8 @@ import (
 //	             (0 when never used)
 //	then         varint CreatedAt ms, varint ExpiresAt ms (0 = zero time)
 //	             flags byte: bit 0 ReadOnly; bits 1–2 CreatedBy
-//	             (1 cli, 2 browser, 3 api; 0: a string follows)
+//	             (1 cli, 2 browser, 3 api; 0: a string follows, as for
+//	             "device")
 //	             [CreatedBy], Subject, Username, Name, Digest, RefreshDigest
 //	             uvarint group count, then the groups
 //

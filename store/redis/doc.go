@@ -34,6 +34,9 @@
 //	                        it is deleted
 //	P + "events:user"       pub/sub channel: a username is PUBLISHed when
 //	                        its user record is written or deleted
+//	P + "{dev}:…"           device authorizations, their user codes and cap
+//	                        sets (device.go); the one group of keys a script
+//	                        spans, kept on one Cluster slot by the hash tag
 //
 // Sessions and users are JSON: they are read once per
 // browser request or per cache miss, not per token, and are not under the

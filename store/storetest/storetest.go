@@ -99,6 +99,7 @@ func RunTestsWith(t *testing.T, newStore func(t *testing.T, now func() time.Time
 		{"LockExpiry", testLockExpiry},
 		{"LockInvalid", testLockInvalid},
 	}
+	tests = append(tests, deviceTests...) // device.go
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := NewClock(time.Now().Truncate(time.Second))
