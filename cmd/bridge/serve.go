@@ -167,7 +167,7 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.publicURL(),
 		"token_endpoint", cfg.publicURL()+"/token", "service", cfg.Token.Service, "issuer", cfg.Token.Issuer,
-		"tls", cfg.TLS != nil, "store", storeKind(cfg), "version", version)
+		"tls", cfg.TLS != nil, "store", storeKind(cfg), "version", readBuild(version, commit).Version)
 
 	select {
 	case err := <-errc:
