@@ -322,7 +322,13 @@ func (d *device) handlePage(w http.ResponseWriter, r *http.Request) *httpError {
 	}
 	data := map[string]any{"Title": u.Title}
 	if !ok {
-		data["SignIn"], data["IdPName"] = true, u.Provider.Name()
+		// The login comes back here, to the same code: /login takes the
+		// code (checked for its form, never a URL) and remembers it.
+		login := "/login?next=device"
+		if code, ok := normalUserCode(r.URL.Query().Get("user_code")); ok {
+			login += "&user_code=" + code
+		}
+		data["SignIn"], data["IdPName"], data["LoginURL"] = true, u.Provider.Name(), login
 		return u.render(w, http.StatusOK, "device.html", data)
 	}
 	who, herr := u.signedIn(w, r, sess)

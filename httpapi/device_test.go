@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -525,5 +526,46 @@ func TestNoDeviceLoginWithoutBrowserLogin(t *testing.T) {
 	if m.DeviceAuthorizationEndpoint != "" || m.RevocationEndpoint != "" || m.TokenEndpoint != "http://bridge.test/token" ||
 		strings.Contains(strings.Join(m.GrantTypesSupported, " "), grantDeviceCode) {
 		t.Fatalf("metadata without the device login: %s", rec.Body)
+	}
+}
+
+// TestDeviceLoginComesBack: a person who opens the terminal's link while
+// signed out logs in and lands on the same code's approval; nothing the
+// request names can send the login anywhere else.
+func TestDeviceLoginComesBack(t *testing.T) {
+	s := newSite(t)
+	a := s.startDevice("127.0.0.1:40001", deviceForm("laptop"))
+	b := s.browser()
+	b.get(a.str("verification_uri_complete"))
+	link := find(t, regexp.MustCompile(`id="login" href="([^"]+)"`), b.body)
+	link = html.UnescapeString(link)
+	code, _ := normalUserCode(a.str("user_code"))
+	if link != "/login?next=device&user_code="+code {
+		t.Fatalf("login link on the device page: %q", link)
+	}
+	b.startLoginAt(link)
+	if resp := b.submitLogin("alice", "alice-pw"); resp.StatusCode != 200 || !strings.Contains(b.body, `id="device-approve"`) ||
+		resp.Request.URL.Path != "/device" {
+		t.Fatalf("after login: %d %s\n%s", resp.StatusCode, resp.Request.URL, b.body)
+	}
+
+	for _, next := range []string{
+		"/login?next=https://evil.example/", "/login?next=//evil.example", "/login?next=device&user_code=https://evil.example",
+		"/login?next=/device%0d%0aLocation:%20https://evil.example",
+	} {
+		b := s.browser()
+		b.startLoginAt(next)
+		if resp := b.submitLogin("alice", "alice-pw"); resp.StatusCode != 200 || resp.Request.URL.Host != mustURL(t, s.base).Host ||
+			(resp.Request.URL.Path != "/" && resp.Request.URL.Path != "/device") || resp.Request.URL.Query().Get("user_code") != "" {
+			t.Errorf("%s: landed on %s", next, resp.Request.URL)
+		}
+	}
+	// A forged return cookie is checked again at the callback.
+	b2 := s.browser()
+	b2.startLoginAt("/login")
+	base := mustURL(t, s.base)
+	b2.c.Jar.SetCookies(base, []*http.Cookie{{Name: nextCookie, Value: "https://evil.example/device", Path: "/"}})
+	if resp := b2.submitLogin("alice", "alice-pw"); resp.Request.URL.Host != base.Host || (resp.Request.URL.Path != "/" && resp.Request.URL.Path != "/device") {
+		t.Errorf("forged return cookie: landed on %s", resp.Request.URL)
 	}
 }

@@ -87,6 +87,7 @@ const (
 	maxPageFormBytes   = 16 << 10
 	csrfHeader         = "X-CSRF-Token"
 	loginCookie        = "rb_login"
+	nextCookie         = "rb_next"
 	sessionCookie      = "rb_session"
 	secureCookiePrefix = "__Host-"
 )
@@ -409,8 +410,45 @@ func (u *ui) handleLogin(w http.ResponseWriter, r *http.Request) *httpError {
 			public: u.Provider.Name() + " cannot be reached right now. Try again in a minute.", cause: err}
 	}
 	u.setCookie(w, loginCookie, sealed, loginStateTTL)
+	if next := returnTo(r.URL.Query()); next != "" {
+		u.setCookie(w, nextCookie, next, loginStateTTL)
+	} else {
+		u.clearCookie(w, nextCookie)
+	}
 	http.Redirect(w, r, authURL, http.StatusFound)
 	return nil
+}
+
+// returnTo is where a login started with ?next= comes back to: only the
+// device page, with a user code of the code's form, never a URL the
+// request names, so /login cannot become an open redirect.
+func returnTo(q url.Values) string {
+	if q.Get("next") != "device" {
+		return ""
+	}
+	if code, ok := normalUserCode(q.Get("user_code")); ok {
+		return "/device?user_code=" + code
+	}
+	return "/device"
+}
+
+// afterLogin is where the callback sends the browser: the device page
+// when the login started there (the cookie's value checked again), else
+// the home page.
+func (u *ui) afterLogin(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(u.cookieName(nextCookie))
+	if err != nil {
+		return "/"
+	}
+	u.clearCookie(w, nextCookie)
+	target, err := url.Parse(c.Value)
+	if err != nil || target.Path != "/device" {
+		return "/"
+	}
+	if next := returnTo(url.Values{"next": {"device"}, "user_code": {target.Query().Get("user_code")}}); next != "" {
+		return next
+	}
+	return "/"
 }
 
 // callback is what a callback request carries, read and bounded by
@@ -519,7 +557,7 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	u.setCookie(w, sessionCookie, value, u.MaxAge)
 	u.s.log.InfoContext(r.Context(), "login", "request_id", requestID(r.Context()), "user", id.Username,
 		"groups", id.Groups, "refresh_token", toks.RefreshToken != "", "client_ip", clientIP(r))
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, u.afterLogin(w, r), http.StatusSeeOther)
 	return nil
 }
 

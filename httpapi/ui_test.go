@@ -263,9 +263,15 @@ func find(t *testing.T, re *regexp.Regexp, body string) string {
 // startLogin goes to /login and returns the provider's login form page.
 func (b *browser) startLogin() {
 	b.t.Helper()
+	b.startLoginAt("/login")
+}
+
+// startLoginAt starts a login at path (/login with its parameters).
+func (b *browser) startLoginAt(path string) {
+	b.t.Helper()
 	follow := b.noFollow
 	b.noFollow = true
-	resp := b.get(b.s.base + "/login")
+	resp := b.get(b.s.base + path)
 	b.noFollow = follow
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || loc == "" {
