@@ -50,7 +50,7 @@ vet:
 	$(GO) test -count=1 -run TestImportBoundaries ./internal/deps
 
 race:
-	BRIDGE_E2E=1 $(GO) test -count=1 -race -timeout 10m ./store/... ./httpapi/... ./groups/... ./accounts/... ./cmd/bridge/...
+	BRIDGE_E2E=1 $(GO) test -count=1 -race -timeout 10m ./store/... ./httpapi/... ./groups/... ./accounts/... ./workload/... ./credhelper/... ./cmd/...
 
 ## fuzz-short: a few seconds per fuzz target, as CI runs it (make fuzz for
 ## the long campaign). FUZZ=REGEX picks targets (scripts/fuzz-targets.sh).
