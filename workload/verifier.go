@@ -169,7 +169,8 @@ func LooksLikeJWT(s string) bool {
 }
 
 // Verify checks raw and returns the workload it proves, or an *Error.
-// A token verified before is answered from memory until its exp.
+// A token verified before is answered from memory until its exp, or
+// until it is older than the issuer's max_token_age (see cacheUntil).
 func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 	if len(raw) > MaxTokenBytes {
 		return Identity{}, refuse(ReasonMalformed, "token longer than %d bytes", MaxTokenBytes)
@@ -195,9 +196,31 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 			return Identity{}, err
 		}
 	}
-	v.cache.put(key, e, id.Expiry.Add(Leeway))
+	v.cache.put(key, e, cacheUntil(claims, id.Expiry, is.cfg.MaxTokenAge))
 	id.entry = e
 	return id, nil
+}
+
+// cacheUntil is when a verified token stops being answered from memory:
+// the first instant checkTimes would refuse it, that is exp + Leeway or,
+// with max_token_age, just past iat + max_token_age + Leeway, whichever
+// comes first. A cached token is refused exactly when a fresh
+// verification (another replica) would be.
+func cacheUntil(claims map[string]any, exp time.Time, maxAge time.Duration) time.Time {
+	until := exp.Add(Leeway)
+	if maxAge > 0 {
+		if iat, ok, _ := numericDate(claims, "iat"); ok {
+			until = minTime(until, iat.Add(maxAge+Leeway+time.Nanosecond))
+		}
+	}
+	return until
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // Explain verifies raw like Verify (without the cache or the one-shot

@@ -376,3 +376,30 @@ func TestRemovedKeyStopsCounting(t *testing.T) {
 		t.Fatalf("a token of the new key: %v", err)
 	}
 }
+
+// TestCacheHonoursMaxTokenAge: a token living longer than max_token_age
+// is refused from the cache once it is too old, as a fresh verifier
+// (another replica) refuses it.
+func TestCacheHonoursMaxTokenAge(t *testing.T) {
+	w := newWorld(t) // github: max_token_age 10m
+	tok := w.gh.sign(merge(githubClaims(w.env), w.times(time.Hour)))
+	if _, err := w.v.Verify(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	w.clk.advance(9 * time.Minute)
+	if _, err := w.v.Verify(t.Context(), tok); err != nil {
+		t.Fatalf("within max_token_age: %v", err)
+	}
+	w.clk.advance(21 * time.Minute)
+	var we *Error
+	if _, err := w.v.Verify(t.Context(), tok); !errors.As(err, &we) || we.Reason != ReasonTooOld {
+		t.Fatalf("30m after iat with max_token_age 10m, from the cache: %v; want %s", err, ReasonTooOld)
+	}
+	fresh, err := New(w.cfg, Options{Accounts: w.acc, Locks: w.st, Now: w.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Verify(t.Context(), tok); !errors.As(err, &we) || we.Reason != ReasonTooOld {
+		t.Fatalf("on a fresh verifier: %v; want %s", err, ReasonTooOld)
+	}
+}
