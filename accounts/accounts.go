@@ -179,6 +179,9 @@ type Accounts struct {
 	mu      sync.Mutex
 	flights map[string]*flight // refreshes in flight, by username
 	closed  bool
+
+	// admitted are the workloads AdmitWorkload let in (workload.go).
+	admitted admissions
 }
 
 // maxConcurrentRefreshes bounds the provider calls one replica makes at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/registry-bridge/bridge/passwords"
@@ -55,7 +56,11 @@ func (a *Accounts) checkReserved(username, subject string) error {
 
 // AdmitWorkload checks that p (from WorkloadPrincipal) may act under its
 // username: a valid username inside its issuer's namespace, that no
-// person or robot holds (the ownership rule, claim).
+// person or robot holds (the ownership rule, claim). An admission is
+// remembered for the life of the process, so only a workload's first
+// token reads the store: once a workload holds a username inside its
+// namespace nobody else can take it (checkReserved), and the namespaces
+// change only with the configuration, at a restart.
 func (a *Accounts) AdmitWorkload(ctx context.Context, p Principal) error {
 	if p.Kind != Workload || !strings.HasPrefix(p.Subject, workloadSubjectPrefix) {
 		return invalid("not a workload principal")
@@ -64,23 +69,53 @@ func (a *Accounts) AdmitWorkload(ctx context.Context, p Principal) error {
 		return err
 	}
 	issuer := strings.TrimPrefix(p.Subject, workloadSubjectPrefix)
-	if prefix, ok := a.o.WorkloadPrefixes[issuer]; ok && !strings.HasPrefix(p.Username, prefix) {
+	prefix, ok := a.o.WorkloadPrefixes[issuer]
+	if ok && !strings.HasPrefix(p.Username, prefix) {
 		return fmt.Errorf("%w: %s is outside issuer %s's namespace %q", ErrBadUsername, p.Username, issuer, prefix)
 	}
-	return a.claim(ctx, p.Username, p.Subject)
+	key := p.Subject + "\x00" + p.Username
+	if a.admitted.has(key) {
+		return nil
+	}
+	if err := a.claim(ctx, p.Username, p.Subject); err != nil {
+		return err
+	}
+	if ok && prefix != "" {
+		a.admitted.add(key)
+	}
+	return nil
 }
+
+// DefaultMaxWorkloadRefresh is the default cap on one workload's live
+// refresh tokens (workloads.max_refresh_tokens_per_workload).
+const DefaultMaxWorkloadRefresh = 50
 
 // MintWorkloadRefresh stores a refresh token for the workload p with the
 // groups its token mapped to, living lifetime, and returns it. The record
 // holds digests only (store.CreatedByWorkload); the app password it is
 // derived from is never shown, so only the refresh token works. Revoke
 // it like any password (`bridge passwords revoke`).
-func (a *Accounts) MintWorkloadRefresh(ctx context.Context, p Principal, groups []string, lifetime time.Duration, name string) (string, error) {
+//
+// A workload has at most maxLive (0: DefaultMaxWorkloadRefresh) live
+// refresh tokens: past that, ErrLimit, and nothing is stored. Refresh
+// tokens already handed out keep working; concurrent mints on several
+// replicas can overshoot the cap by the number in flight, as Mint's can.
+func (a *Accounts) MintWorkloadRefresh(ctx context.Context, p Principal, groups []string, lifetime time.Duration, name string, maxLive int) (string, error) {
 	if err := a.AdmitWorkload(ctx, p); err != nil {
 		return "", err
 	}
 	if lifetime < time.Minute {
 		return "", invalid("a workload refresh token lives at least 1m")
+	}
+	if maxLive <= 0 {
+		maxLive = DefaultMaxWorkloadRefresh
+	}
+	own, err := a.Passwords(ctx, p)
+	if err != nil {
+		return "", err
+	}
+	if len(own) >= maxLive {
+		return "", fmt.Errorf("%w: workload %s has %d live refresh tokens, the most allowed (workloads.max_refresh_tokens_per_workload)", ErrLimit, p.Username, len(own))
 	}
 	m, err := passwords.Mint()
 	if err != nil {
@@ -100,4 +135,38 @@ func (a *Accounts) MintWorkloadRefresh(ctx context.Context, p Principal, groups 
 		return "", err
 	}
 	return rt, nil
+}
+
+// admissions remembers the workloads admitted to their usernames, at
+// most maxAdmissions of them; when full, an arbitrary half is forgotten
+// (and read from the store again on their next token).
+type admissions struct {
+	mu sync.RWMutex
+	m  map[string]struct{}
+}
+
+const maxAdmissions = 100_000
+
+func (s *admissions) has(key string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.m[key]
+	return ok
+}
+
+func (s *admissions) add(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]struct{}{}
+	}
+	if len(s.m) >= maxAdmissions {
+		for k := range s.m {
+			if len(s.m) < maxAdmissions/2 {
+				break
+			}
+			delete(s.m, k)
+		}
+	}
+	s.m[key] = struct{}{}
 }

@@ -1,7 +1,10 @@
 package accounts
 
 import (
+	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +59,7 @@ func TestWorkloadRefreshToken(t *testing.T) {
 	e.acc.o.WorkloadPrefixes = map[string]string{"github": "gha-"}
 	ctx := t.Context()
 	p := WorkloadPrincipal("github", "gha-repo-42")
-	rt, err := e.acc.MintWorkloadRefresh(ctx, p, []string{"ci"}, 15*time.Minute, "workload github repo:o/r")
+	rt, err := e.acc.MintWorkloadRefresh(ctx, p, []string{"ci"}, 15*time.Minute, "workload github repo:o/r", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,5 +91,69 @@ func TestWorkloadRefreshToken(t *testing.T) {
 	e.acc.o.WorkloadPrefixes = nil
 	if _, err := e.acc.Mint(ctx, MintRequest{Owner: RobotPrincipal("gha-repo-42"), Name: "x", Via: store.CreatedByCLI}); !errors.Is(err, ErrUsernameTaken) {
 		t.Fatalf("robot over a workload's refresh token: %v", err)
+	}
+}
+
+// TestWorkloadRefreshCap: one workload has at most maxLive live refresh
+// tokens, however many distinct tokens ask; an expired one frees a place.
+func TestWorkloadRefreshCap(t *testing.T) {
+	e := newEnv(t)
+	e.acc.o.WorkloadPrefixes = map[string]string{"github": "gha-"}
+	ctx := t.Context()
+	p := WorkloadPrincipal("github", "gha-repo-42")
+	const maxLive = 3
+	for i := range maxLive + 1 {
+		_, err := e.acc.MintWorkloadRefresh(ctx, p, []string{"ci"}, 15*time.Minute, "workload github", maxLive)
+		switch {
+		case i < maxLive && err != nil:
+			t.Fatalf("mint %d: %v", i, err)
+		case i == maxLive && (!errors.Is(err, ErrLimit) || !strings.Contains(err.Error(), "workloads.max_refresh_tokens_per_workload")):
+			t.Fatalf("mint past the cap: %v, want ErrLimit naming the setting", err)
+		}
+	}
+	if list, _ := e.st.ListPasswords(ctx, p.Username); len(list) != maxLive {
+		t.Fatalf("%d live records, want %d", len(list), maxLive)
+	}
+	e.advance(16 * time.Minute)
+	if _, err := e.acc.MintWorkloadRefresh(ctx, p, []string{"ci"}, 15*time.Minute, "workload github", maxLive); err != nil {
+		t.Fatalf("after the others expired: %v", err)
+	}
+}
+
+// listCounter counts ListPasswords calls.
+type listCounter struct {
+	Store
+	lists atomic.Int32
+}
+
+func (c *listCounter) ListPasswords(ctx context.Context, username string) ([]store.Password, error) {
+	c.lists.Add(1)
+	return c.Store.ListPasswords(ctx, username)
+}
+
+// TestWorkloadAdmissionIsRemembered: only a workload's first token reads
+// its username's records; a refused one is read again each time.
+func TestWorkloadAdmissionIsRemembered(t *testing.T) {
+	e := newEnv(t)
+	st := &listCounter{Store: e.st}
+	acc := New(Options{Store: st, Now: e.acc.o.Now, WorkloadPrefixes: map[string]string{"github": "gha-"}})
+	t.Cleanup(acc.Close)
+	ctx := t.Context()
+	p := WorkloadPrincipal("github", "gha-repo-42")
+	for range 5 {
+		if err := acc.AdmitWorkload(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.lists.Load(); n != 1 {
+		t.Fatalf("%d ListPasswords for 5 admissions, want 1", n)
+	}
+	if err := e.st.PutUser(ctx, store.User{Username: "gha-old", Subject: "sub-old", ExpiresAt: e.now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := acc.AdmitWorkload(ctx, WorkloadPrincipal("github", "gha-old")); !errors.Is(err, ErrUsernameTaken) {
+			t.Fatalf("workload over a person: %v", err)
+		}
 	}
 }

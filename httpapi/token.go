@@ -66,6 +66,9 @@ type tokenEvent struct {
 	// password; workloadIssuer and workloadReason say why one was refused.
 	workload                       *workload.Identity
 	workloadIssuer, workloadReason string
+	// refreshWithheld says why a workload asking for a refresh token got
+	// none (the workload's cap on live refresh tokens).
+	refreshWithheld string
 }
 
 // handleToken is the token endpoint; see docs/protocol.md.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/workload"
 )
 
@@ -91,9 +92,17 @@ func (w *workloadAuth) observe(issuer, outcome string) {
 }
 
 // workloadRefresh returns the bridge's refresh token for the verified
-// workload of ev.
+// workload of ev. A workload at its cap of live refresh tokens gets ""
+// (the response carries the access token alone, and the client keeps
+// using its own token) and the audit event says so: a build that
+// already holds a refresh token is never cut off, and the store stays
+// bounded.
 func (s *Server) workloadRefresh(ctx context.Context, ev *tokenEvent) (string, *httpError) {
 	rt, err := s.workloads.v.Refresh(ctx, *ev.workload)
+	if errors.Is(err, accounts.ErrLimit) {
+		ev.refreshWithheld = "max_refresh_tokens_per_workload"
+		return "", nil
+	}
 	if err != nil {
 		ev.reason = "store_unavailable"
 		s.metrics.storeErrors.Inc()
@@ -107,8 +116,12 @@ func (s *Server) workloadRefresh(ctx context.Context, ev *tokenEvent) (string, *
 // the token.
 func workloadAttrs(ev *tokenEvent) []slog.Attr {
 	if id := ev.workload; id != nil {
-		return []slog.Attr{slog.String("user", id.Username), slog.String("issuer", id.Issuer),
+		attrs := []slog.Attr{slog.String("user", id.Username), slog.String("issuer", id.Issuer),
 			slog.String("workload_subject", logSafe(id.Subject, maxLoggedValue)), slog.Any("groups", id.Groups)}
+		if ev.refreshWithheld != "" {
+			attrs = append(attrs, slog.String("refresh_token_withheld", ev.refreshWithheld))
+		}
+		return attrs
 	}
 	attrs := []slog.Attr{slog.String("workload_reason", ev.workloadReason)}
 	if ev.req.username != "" {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -31,6 +32,13 @@ type workloadFixture struct {
 
 func newWorkloadFixture(t *testing.T, edit func(*workload.IssuerConfig)) *workloadFixture {
 	t.Helper()
+	return newWorkloadFixtureConfig(t, edit, nil)
+}
+
+// newWorkloadFixtureConfig is newWorkloadFixture with an edit of the
+// whole workloads section as well.
+func newWorkloadFixtureConfig(t *testing.T, edit func(*workload.IssuerConfig), editConfig func(*workload.Config)) *workloadFixture {
+	t.Helper()
 	f := newFixture(t)
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -52,6 +60,9 @@ func newWorkloadFixture(t *testing.T, edit func(*workload.IssuerConfig)) *worklo
 		edit(&is)
 	}
 	cfg := workload.Config{Issuers: []workload.IssuerConfig{is}}
+	if editConfig != nil {
+		editConfig(&cfg)
+	}
 	cfg.SetDefaults()
 	clock := func() time.Time { return f.now }
 	acc := accounts.New(accounts.Options{Store: f.st, Now: clock, WorkloadPrefixes: cfg.Prefixes()})
@@ -230,5 +241,29 @@ func TestHungIssuerLeavesAppPasswordsAlone(t *testing.T) {
 	close(release)
 	if w := <-done; w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("workload token of a hung issuer: %d %s, want 503", w.Code, w.Body)
+	}
+}
+
+// TestWorkloadRefreshCapWithholdsOnlyTheRefreshToken: past
+// max_refresh_tokens_per_workload the response is still a 200 with the
+// access token, without a refresh token, and the audit event says why.
+func TestWorkloadRefreshCapWithholdsOnlyTheRefreshToken(t *testing.T) {
+	f := newWorkloadFixtureConfig(t, nil, func(c *workload.Config) { c.MaxRefreshTokensPerWorkload = 2 })
+	for i := range 3 {
+		w := f.get("service="+testService+"&offline_token=true&scope=repository:team-a/app:pull", basic("ci", f.token(map[string]any{"jti": fmt.Sprint("j-", i)})))
+		d := f.decode(w)
+		if w.Code != http.StatusOK || d.sub() != "gha-74" || len(d.actions("repository", "team-a/app")) != 1 {
+			t.Fatalf("token %d: %d %s", i, w.Code, w.Body)
+		}
+		ev := f.lastLog()
+		switch {
+		case i < 2 && (!strings.HasPrefix(d.resp.RefreshToken, "rbr_") || ev["refresh_token_withheld"] != nil):
+			t.Fatalf("token %d: refresh token %q, audit %v", i, d.resp.RefreshToken, ev)
+		case i == 2 && (d.resp.RefreshToken != "" || ev["refresh_token_withheld"] != "max_refresh_tokens_per_workload"):
+			t.Fatalf("past the cap: refresh token %q, audit %v", d.resp.RefreshToken, ev)
+		}
+	}
+	if list, _ := f.st.ListPasswords(t.Context(), "gha-74"); len(list) != 2 {
+		t.Fatalf("%d live records, want 2", len(list))
 	}
 }

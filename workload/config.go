@@ -20,6 +20,10 @@ type Config struct {
 	// MaxRefreshTokenLifetime caps every issuer's refresh_token_lifetime.
 	// Default 1h.
 	MaxRefreshTokenLifetime time.Duration `yaml:"max_refresh_token_lifetime" json:"max_refresh_token_lifetime"`
+	// MaxRefreshTokensPerWorkload caps one workload's (one issuer and
+	// mapped username's) live refresh tokens; past it a token response
+	// carries no refresh token. Default accounts.DefaultMaxWorkloadRefresh.
+	MaxRefreshTokensPerWorkload int `yaml:"max_refresh_tokens_per_workload" json:"max_refresh_tokens_per_workload"`
 	// CacheSize bounds how many verified tokens are kept in memory
 	// (until their exp). Default 10000.
 	CacheSize int `yaml:"cache_size" json:"cache_size"`
@@ -120,6 +124,9 @@ func (c *Config) SetDefaults() {
 	if c.CacheSize == 0 {
 		c.CacheSize = 10_000
 	}
+	if c.MaxRefreshTokensPerWorkload == 0 {
+		c.MaxRefreshTokensPerWorkload = accounts.DefaultMaxWorkloadRefresh
+	}
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
 		if len(is.Algorithms) == 0 {
@@ -147,6 +154,9 @@ func compile(c *Config, prefix string) ([]*issuerRules, error) {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.MaxRefreshTokenLifetime < time.Minute {
 		add("%s.max_refresh_token_lifetime: must be at least 1m, got %v", prefix, c.MaxRefreshTokenLifetime)
+	}
+	if c.MaxRefreshTokensPerWorkload < 1 {
+		add("%s.max_refresh_tokens_per_workload: must be positive, got %d", prefix, c.MaxRefreshTokensPerWorkload)
 	}
 	if c.CacheSize < 1 {
 		add("%s.cache_size: must be positive, got %d", prefix, c.CacheSize)

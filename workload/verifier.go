@@ -72,7 +72,8 @@ type Accounts interface {
 	// AdmitWorkload checks that the username is the workload's to use.
 	AdmitWorkload(ctx context.Context, p accounts.Principal) error
 	// MintWorkloadRefresh stores a refresh token for p and returns it.
-	MintWorkloadRefresh(ctx context.Context, p accounts.Principal, groups []string, lifetime time.Duration, name string) (string, error)
+	// maxLive caps p's live refresh tokens (accounts.ErrLimit past it).
+	MintWorkloadRefresh(ctx context.Context, p accounts.Principal, groups []string, lifetime time.Duration, name string, maxLive int) (string, error)
 }
 
 // Locker marks one-shot tokens used; store.Store is one.
@@ -102,6 +103,8 @@ type Verifier struct {
 	byName map[string]*issuer
 	names  []string
 	cache  *cache
+	// maxRefresh is workloads.max_refresh_tokens_per_workload.
+	maxRefresh int
 }
 
 type issuer struct {
@@ -136,7 +139,8 @@ func New(c Config, o Options) (*Verifier, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	v := &Verifier{o: o, byURL: map[string]*issuer{}, byName: map[string]*issuer{}, cache: newCache(c.CacheSize, o.Now)}
+	v := &Verifier{o: o, byURL: map[string]*issuer{}, byName: map[string]*issuer{}, cache: newCache(c.CacheSize, o.Now),
+		maxRefresh: c.MaxRefreshTokensPerWorkload}
 	for i, cfg := range c.Issuers {
 		client, err := newClient(o.Client, cfg.CertificateAuthorityFile, o.Timeout)
 		if err != nil {
@@ -480,6 +484,7 @@ func (is *issuer) discover(ctx context.Context) error {
 // Refresh returns the bridge's own refresh token for id, minting it on
 // the first call for the token id came from (later calls with the same
 // token get the same refresh token, so retries do not pile up records).
+// A workload at max_refresh_tokens_per_workload gets accounts.ErrLimit.
 func (v *Verifier) Refresh(ctx context.Context, id Identity) (string, error) {
 	if v.o.Accounts == nil {
 		return "", errors.New("workload: no accounts to mint refresh tokens")
@@ -497,7 +502,7 @@ func (v *Verifier) Refresh(ctx context.Context, id Identity) (string, error) {
 		}
 	}
 	name := truncate("workload "+id.Issuer+" "+id.Subject, 100)
-	rt, err := v.o.Accounts.MintWorkloadRefresh(ctx, id.Principal(), id.Groups, is.cfg.RefreshTokenLifetime, name)
+	rt, err := v.o.Accounts.MintWorkloadRefresh(ctx, id.Principal(), id.Groups, is.cfg.RefreshTokenLifetime, name, v.maxRefresh)
 	if err != nil {
 		return "", err
 	}

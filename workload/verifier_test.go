@@ -18,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/store"
 )
 
@@ -401,5 +402,29 @@ func TestCacheHonoursMaxTokenAge(t *testing.T) {
 	}
 	if _, err := fresh.Verify(t.Context(), tok); !errors.As(err, &we) || we.Reason != ReasonTooOld {
 		t.Fatalf("on a fresh verifier: %v; want %s", err, ReasonTooOld)
+	}
+}
+
+// TestRefreshTokensCapped: N+1 distinct tokens of one workload leave at
+// most max_refresh_tokens_per_workload live refresh tokens; the one past
+// the cap gets accounts.ErrLimit.
+func TestRefreshTokensCapped(t *testing.T) {
+	gh := newTestIssuer(t, "k1")
+	e := newEnv(t, Config{Issuers: []IssuerConfig{githubIssuer(gh.URL)}, MaxRefreshTokensPerWorkload: 3})
+	for i := range 4 {
+		id, err := e.v.Verify(t.Context(), gh.sign(merge(githubClaims(e), map[string]any{"jti": fmt.Sprint("j-", i)})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.v.Refresh(t.Context(), id)
+		switch {
+		case i < 3 && err != nil:
+			t.Fatalf("token %d: %v", i, err)
+		case i == 3 && !errors.Is(err, accounts.ErrLimit):
+			t.Fatalf("token past the cap: %v, want accounts.ErrLimit", err)
+		}
+	}
+	if list, _ := e.st.ListPasswords(t.Context(), "gha-74"); len(list) != 3 {
+		t.Fatalf("%d live refresh tokens, want 3", len(list))
 	}
 }
