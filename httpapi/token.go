@@ -75,6 +75,7 @@ type tokenEvent struct {
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ev := tokenEvent{start: s.now()}
 	herr := s.token(w, r, &ev)
+	s.releaseWorkload(&ev, herr)
 	if herr != nil {
 		if herr.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", "GET, POST")

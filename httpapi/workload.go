@@ -19,6 +19,9 @@ type WorkloadVerifier interface {
 	// Refresh returns the bridge's own refresh token for a verified
 	// workload.
 	Refresh(ctx context.Context, id workload.Identity) (string, error)
+	// Release undoes the use of a one-shot token whose request failed
+	// with a 5xx, so that the client's retry works.
+	Release(id workload.Identity)
 }
 
 // workloadAuth is the token endpoint's workload path.
@@ -82,6 +85,15 @@ func (s *Server) authenticateWorkload(ctx context.Context, req tokenRequest, ev 
 	ev.reason = "credentials"
 	return workload.Identity{}, &httpError{status: http.StatusUnauthorized, code: "invalid_grant",
 		public: "the workload token was refused; the bridge's log says why (request id " + requestID(ctx) + ")", cause: we}
+}
+
+// releaseWorkload gives a one-shot workload token back when its request
+// failed on the bridge's side (herr a 5xx): nothing was handed out, and
+// the client retries with the same token.
+func (s *Server) releaseWorkload(ev *tokenEvent, herr *httpError) {
+	if herr != nil && herr.status >= 500 && ev.workload != nil {
+		s.workloads.v.Release(*ev.workload)
+	}
 }
 
 func (w *workloadAuth) observe(issuer, outcome string) {

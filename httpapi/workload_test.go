@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -265,5 +267,51 @@ func TestWorkloadRefreshCapWithholdsOnlyTheRefreshToken(t *testing.T) {
 	}
 	if list, _ := f.st.ListPasswords(t.Context(), "gha-74"); len(list) != 2 {
 		t.Fatalf("%d live records, want 2", len(list))
+	}
+}
+
+// failingMint fails the first workload refresh-token mint, as a store
+// that is briefly down does.
+type failingMint struct {
+	*accounts.Accounts
+	failed bool
+}
+
+func (m *failingMint) MintWorkloadRefresh(ctx context.Context, p accounts.Principal, groups []string, lifetime time.Duration, name string, maxLive int) (string, error) {
+	if !m.failed {
+		m.failed = true
+		return "", errors.New("store down")
+	}
+	return m.Accounts.MintWorkloadRefresh(ctx, p, groups, lifetime, name, maxLive)
+}
+
+// TestOneShotTokenSurvivesA503: a one-shot token whose request failed
+// with a 5xx after it was verified works on the client's retry.
+func TestOneShotTokenSurvivesA503(t *testing.T) {
+	f := newWorkloadFixture(t, func(is *workload.IssuerConfig) { is.Reuse = workload.ReuseOneShot })
+	cfg := workload.Config{Issuers: []workload.IssuerConfig{f.issCfg}}
+	cfg.SetDefaults()
+	clock := func() time.Time { return f.now }
+	acc := accounts.New(accounts.Options{Store: f.st, Now: clock, WorkloadPrefixes: cfg.Prefixes()})
+	t.Cleanup(acc.Close)
+	wl, err := workload.New(cfg, workload.Options{Accounts: &failingMint{Accounts: acc}, Locks: f.st, Now: clock, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.opts.Workloads = wl
+	if f.srv, err = New(f.opts); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"grant_type": {"password"}, "username": {"ci"}, "password": {f.token(nil)},
+		"access_type": {"offline"}, "client_id": {"docker"}, "service": {testService}, "scope": {"repository:team-a/app:pull"}}
+	if w := f.post(form); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("first try: %d %s, want 503", w.Code, w.Body)
+	}
+	w := f.post(form)
+	if d := f.decode(w); w.Code != http.StatusOK || !strings.HasPrefix(d.resp.RefreshToken, "rbr_") {
+		t.Fatalf("the retry: %d %s", w.Code, w.Body)
+	}
+	if w := f.post(form); w.Code != http.StatusUnauthorized {
+		t.Fatalf("a third use of the one-shot token: %d %s", w.Code, w.Body)
 	}
 }

@@ -10,8 +10,12 @@ type entry struct {
 	id      Identity
 	oneShot bool // used already: a second presentation is a replay
 
+	key [32]byte // its key in the cache
+
 	mu      sync.Mutex
 	refresh string // the refresh token minted for this token, if any
+	// release removes a one-shot token's used-marker (Verifier.Release).
+	release func()
 }
 
 type cached struct {
@@ -51,6 +55,15 @@ func (c *cache) put(key [32]byte, e *entry, expires time.Time) {
 		c.evict()
 	}
 	c.m[key] = cached{e: e, expires: expires}
+}
+
+// remove drops key if it still holds e.
+func (c *cache) remove(key [32]byte, e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[key]; ok && v.e == e {
+		delete(c.m, key)
+	}
 }
 
 // evict drops expired entries, then, if that freed nothing, an arbitrary

@@ -194,11 +194,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 		return Identity{}, err
 	}
 	is := v.byName[id.Issuer]
-	e := &entry{id: id, oneShot: is.cfg.Reuse == ReuseOneShot}
+	e := &entry{id: id, key: key, oneShot: is.cfg.Reuse == ReuseOneShot}
 	if e.oneShot {
-		if err := v.markUsed(ctx, is, claims, now, id.Expiry); err != nil {
+		release, err := v.markUsed(ctx, is, claims, now, id.Expiry)
+		if err != nil {
 			return Identity{}, err
 		}
+		e.release = release
 	}
 	v.cache.put(key, e, cacheUntil(claims, id.Expiry, is.cfg.MaxTokenAge))
 	id.entry = e
@@ -401,27 +403,53 @@ func checkTimes(claims map[string]any, now time.Time, maxAge time.Duration) *Err
 }
 
 // markUsed records a one-shot token's jti on every replica until the
-// token's exp; a second use fails.
-func (v *Verifier) markUsed(ctx context.Context, is *issuer, claims map[string]any, now, exp time.Time) *Error {
+// token's exp; a second use fails. It returns what removes the marker
+// again, for Release.
+func (v *Verifier) markUsed(ctx context.Context, is *issuer, claims map[string]any, now, exp time.Time) (func(), *Error) {
 	jti, _ := claims["jti"].(string)
 	if jti == "" {
-		return &Error{Issuer: is.cfg.Name, Reason: ReasonMalformed, Err: errors.New("reuse one_shot needs a jti claim")}
+		return nil, &Error{Issuer: is.cfg.Name, Reason: ReasonMalformed, Err: errors.New("reuse one_shot needs a jti claim")}
 	}
 	if v.o.Locks == nil {
-		return nil
+		return nil, nil
 	}
 	sum := sha256.Sum256([]byte(jti))
 	ttl := max(exp.Add(Leeway).Sub(now), time.Millisecond)
-	_, ok, err := v.o.Locks.TryLock(ctx, "workload-jti:"+is.cfg.Name+":"+hex.EncodeToString(sum[:16]), ttl)
+	unlock, ok, err := v.o.Locks.TryLock(ctx, "workload-jti:"+is.cfg.Name+":"+hex.EncodeToString(sum[:16]), ttl)
 	switch {
 	case err != nil:
-		return &Error{Issuer: is.cfg.Name, Reason: ReasonStore, Err: fmt.Errorf("mark jti used: %w", err)}
+		return nil, &Error{Issuer: is.cfg.Name, Reason: ReasonStore, Err: fmt.Errorf("mark jti used: %w", err)}
 	case !ok:
-		return &Error{Issuer: is.cfg.Name, Reason: ReasonReplayed, Err: fmt.Errorf("jti %s was used already", truncate(jti, 64))}
+		return nil, &Error{Issuer: is.cfg.Name, Reason: ReasonReplayed, Err: fmt.Errorf("jti %s was used already", truncate(jti, 64))}
 	}
-	// The lock is never released: it is the used-marker, and expires
-	// with the token.
-	return nil
+	// The lock is the used-marker and expires with the token; only
+	// Release removes it earlier.
+	return unlock, nil
+}
+
+// Release undoes the use of id's one-shot token when the request it came
+// with then failed on the bridge's side (a 5xx) and nothing was handed
+// out: its used-marker is removed and it leaves the cache, so the
+// client's retry, on any replica, verifies it afresh. It does nothing for
+// other tokens, or after a refresh token was minted for it. If the store
+// cannot be reached the marker stays until the token's exp.
+func (v *Verifier) Release(id Identity) {
+	e := id.entry
+	if e == nil || !e.oneShot {
+		return
+	}
+	e.mu.Lock()
+	release := e.release
+	if e.refresh != "" {
+		release = nil
+	}
+	e.release = nil
+	e.mu.Unlock()
+	if release == nil {
+		return
+	}
+	v.cache.remove(e.key, e)
+	release()
 }
 
 // discover reads the issuer's discovery document once; concurrent

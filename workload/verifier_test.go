@@ -428,3 +428,43 @@ func TestRefreshTokensCapped(t *testing.T) {
 		t.Fatalf("%d live refresh tokens, want 3", len(list))
 	}
 }
+
+// TestOneShotRelease: a one-shot token whose request failed is given
+// back, on every replica; once a refresh token was minted for it, not.
+func TestOneShotRelease(t *testing.T) {
+	w := newWorld(t)
+	tok := w.gl.sign(gitlabClaims(w.env, "jti-r"))
+	id, err := w.v.Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.v.Release(id) // say signing the registry token failed
+	v2, err := New(w.cfg, Options{Accounts: w.acc, Locks: w.st, Now: w.clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err = v2.Verify(t.Context(), tok); err != nil {
+		t.Fatalf("the retry, on another replica: %v", err)
+	}
+	var we *Error
+	if _, err := w.v.Verify(t.Context(), tok); !errors.As(err, &we) || we.Reason != ReasonReplayed {
+		t.Fatalf("after the retry succeeded: %v", err)
+	}
+	if _, err := v2.Refresh(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	v2.Release(id) // a refresh token was handed out: the use stands
+	if _, err := w.v.Verify(t.Context(), tok); !errors.As(err, &we) || we.Reason != ReasonReplayed {
+		t.Fatalf("released after a refresh token was minted: %v", err)
+	}
+	// Tokens that are not one-shot are untouched.
+	gh := w.gh.sign(githubClaims(w.env))
+	id, err = w.v.Verify(t.Context(), gh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.v.Release(id)
+	if _, err := w.v.Verify(t.Context(), gh); err != nil {
+		t.Fatal(err)
+	}
+}
