@@ -31,6 +31,12 @@ func WorkloadPrincipal(issuer, username string) Principal {
 	return Principal{Kind: Workload, Subject: workloadSubjectPrefix + issuer, Username: username}
 }
 
+// WorkloadIssuer returns the issuer's name of a workload's subject (from
+// WorkloadPrincipal), and whether subject is a workload's.
+func WorkloadIssuer(subject string) (string, bool) {
+	return strings.CutPrefix(subject, workloadSubjectPrefix)
+}
+
 // reservedFor returns the name of the issuer whose username prefix
 // username starts with, or "": people and robots cannot take such names.
 func (a *Accounts) reservedFor(username string) string {

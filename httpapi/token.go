@@ -134,6 +134,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 			return herr
 		}
 		ev.rec, cred = &p, c
+		if herr := s.checkWorkloadRecord(p, ev); herr != nil {
+			return herr
+		}
 		gs, herr := s.currentGroups(r.Context(), p, ev)
 		if herr != nil {
 			return herr

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/registry-bridge/bridge/accounts"
+	"github.com/registry-bridge/bridge/store"
 	"github.com/registry-bridge/bridge/workload"
 )
 
@@ -22,6 +23,8 @@ type WorkloadVerifier interface {
 	// Release undoes the use of a one-shot token whose request failed
 	// with a 5xx, so that the client's retry works.
 	Release(id workload.Identity)
+	// Trusts reports whether the issuer of that name is configured.
+	Trusts(issuer string) bool
 }
 
 // workloadAuth is the token endpoint's workload path.
@@ -85,6 +88,22 @@ func (s *Server) authenticateWorkload(ctx context.Context, req tokenRequest, ev 
 	ev.reason = "credentials"
 	return workload.Identity{}, &httpError{status: http.StatusUnauthorized, code: "invalid_grant",
 		public: "the workload token was refused; the bridge's log says why (request id " + requestID(ctx) + ")", cause: we}
+}
+
+// checkWorkloadRecord refuses the bridge's refresh token of a workload
+// whose issuer is no longer configured (nor any workload's when no issuer
+// is): removing an issuer stops its refresh tokens at once, not at their
+// expiry. Other records pass.
+func (s *Server) checkWorkloadRecord(p store.Password, ev *tokenEvent) *httpError {
+	if p.CreatedBy != store.CreatedByWorkload {
+		return nil
+	}
+	issuer, _ := accounts.WorkloadIssuer(p.Subject)
+	if s.workloads != nil && s.workloads.v.Trusts(issuer) {
+		return nil
+	}
+	ev.reason = "credentials"
+	return withCause(errUnauthorized, "workload refresh token of issuer "+logSafe(issuer, maxLoggedValue)+", which is no longer in workloads.issuers")
 }
 
 // releaseWorkload gives a one-shot workload token back when its request

@@ -315,3 +315,43 @@ func TestOneShotTokenSurvivesA503(t *testing.T) {
 		t.Fatalf("a third use of the one-shot token: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestRemovedIssuerStopsItsRefreshTokens: once an issuer is taken out of
+// the configuration, the refresh tokens of its workloads are refused at
+// once, not at their expiry; with no workloads configured at all too.
+func TestRemovedIssuerStopsItsRefreshTokens(t *testing.T) {
+	f := newWorkloadFixture(t, nil)
+	d := f.decode(f.get("service="+testService+"&offline_token=true", basic("ci", f.token(nil))))
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {d.resp.RefreshToken}, "service": {testService}}
+	if w := f.post(refresh); w.Code != http.StatusOK {
+		t.Fatalf("while the issuer is configured: %d %s", w.Code, w.Body)
+	}
+	// The restart with the issuer renamed (another issuer now).
+	other := f.issCfg
+	other.Name = "github-new"
+	cfg := workload.Config{Issuers: []workload.IssuerConfig{other}}
+	cfg.SetDefaults()
+	acc := accounts.New(accounts.Options{Store: f.st, WorkloadPrefixes: cfg.Prefixes()})
+	t.Cleanup(acc.Close)
+	wl, err := workload.New(cfg, workload.Options{Accounts: acc, Locks: f.st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		wl   WorkloadVerifier
+	}{{"issuer removed", wl}, {"no workloads section", nil}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.opts.Workloads = tc.wl
+			if f.srv, err = New(f.opts); err != nil {
+				t.Fatal(err)
+			}
+			if w := f.post(refresh); w.Code != http.StatusUnauthorized {
+				t.Fatalf("%d %s, want 401", w.Code, w.Body)
+			}
+			if ev := f.lastLog(); !strings.Contains(fmt.Sprint(ev["cause"]), "no longer in workloads.issuers") {
+				t.Fatalf("audit event %v", ev)
+			}
+		})
+	}
+}

@@ -540,6 +540,12 @@ func (v *Verifier) Refresh(ctx context.Context, id Identity) (string, error) {
 	return rt, nil
 }
 
+// Trusts reports whether name is a configured issuer.
+func (v *Verifier) Trusts(name string) bool {
+	_, ok := v.byName[name]
+	return ok
+}
+
 // Issuers returns the configured issuers' names, in order.
 func (v *Verifier) Issuers() []string {
 	return append([]string(nil), v.names...)
