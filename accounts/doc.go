@@ -8,7 +8,11 @@
 //     subject of the username's live passwords, else nobody;
 //   - what a mint may ask for: (*Accounts).Mint, for the CLI, the page
 //     and the JSON API alike (name, lifetime, read-only, the owner's
-//     standing, the live-password cap and the mint rate);
+//     standing, the live-password cap and the mint rate). The cap is a
+//     count, then a create, without a lock: concurrent mints of one
+//     owner can pass Limits.MaxLive by as many as are in flight (at most
+//     the rate limit's burst per replica); MintWorkloadRefresh's cap
+//     likewise;
 //   - which groups count right now: (*Accounts).Standing for a person
 //     (sessions and the token path) and (*Accounts).Groups for a password.
 //
