@@ -5,7 +5,9 @@
 // mode) runs it for every image matching its matchImages, with the pod's
 // token for the configured audience on stdin; it answers that token as the
 // password, which the bridge verifies as a workload token of the cluster
-// issuer (docs/workloads.md).
+// issuer (docs/workloads.md). With --registry it answers only for images
+// of that registry, and never for an image without a registry (Docker
+// Hub's), so that a broad matchImages cannot send the token elsewhere.
 //
 // Usage (by the kubelet, see docs/workloads.md for the
 // CredentialProviderConfig):
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -79,18 +82,20 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Wr
 	}
 	if req.ServiceAccountToken == "" {
 		// No token (tokenAttributes not set, or requireServiceAccount
-		// false and a pod without one): no credentials, nothing cached;
-		// the kubelet goes on with pull secrets or anonymously.
-		fmt.Fprintln(stderr, "bridge-credential-provider: no serviceAccountToken in the request: set tokenAttributes.serviceAccountTokenAudience in the kubelet's CredentialProviderConfig")
-		resp.CacheDuration = &metav1.Duration{}
-		return json.NewEncoder(stdout).Encode(resp)
+		// false and a pod without one).
+		return noCredentials(stdout, stderr, &resp, "no serviceAccountToken in the request: set tokenAttributes.serviceAccountTokenAudience in the kubelet's CredentialProviderConfig")
 	}
 	key := *registry
-	if key == "" {
+	switch {
+	case registryOf(req.Image) == "":
+		// No registry in the reference: Docker Hub, never the bridge.
+		return noCredentials(stdout, stderr, &resp, "image "+quote(req.Image)+" names no registry (Docker Hub): the token is not sent there")
+	case key == "":
 		key = registryOf(req.Image)
-	}
-	if key == "" {
-		return fmt.Errorf("cannot tell the registry of image %q: pass --registry", req.Image)
+	case !matches(key, req.Image):
+		// A matchImages broader than the bridge's registry: the token
+		// would reach another registry, which could replay it.
+		return noCredentials(stdout, stderr, &resp, "image "+quote(req.Image)+" is not in --registry "+quote(key)+": the token is not sent there")
 	}
 	// Cache the answer until shortly before the token expires: the
 	// bridge refuses it after that.
@@ -103,18 +108,72 @@ func run(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Wr
 	return json.NewEncoder(stdout).Encode(resp)
 }
 
+// noCredentials answers no credentials, cached for no time, and says why
+// on stderr (the kubelet's log); the kubelet goes on with pull secrets or
+// anonymously.
+func noCredentials(stdout, stderr io.Writer, resp *credentialproviderv1.CredentialProviderResponse, why string) error {
+	fmt.Fprintln(stderr, "bridge-credential-provider: no credentials:", why)
+	resp.CacheDuration = &metav1.Duration{}
+	return json.NewEncoder(stdout).Encode(resp)
+}
+
+func quote(s string) string {
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
 // registryOf returns the registry host[:port] of image, as container
 // runtimes read references: the first path component if it has a '.' or
-// ':' or is localhost, else docker.io.
+// ':' or is localhost; else "" (the image is Docker Hub's).
 func registryOf(image string) string {
 	first, _, found := strings.Cut(image, "/")
-	if !found {
-		return "docker.io"
-	}
-	if strings.ContainsAny(first, ".:") || first == "localhost" {
+	if found && (strings.ContainsAny(first, ".:") || first == "localhost") {
 		return first
 	}
-	return "docker.io"
+	return ""
+}
+
+// matches reports whether image is inside key (HOST[:PORT][/PATH]) as the
+// kubelet matches matchImages: the same port (or none on both), as many
+// host labels, each matching its glob (path.Match, "*.example.com"), and
+// the image's path under key's path, at a '/' boundary.
+func matches(key, image string) bool {
+	host := registryOf(image)
+	if host == "" {
+		return false
+	}
+	imagePath := strings.TrimPrefix(image, host)
+	keyHost, keyPath, _ := strings.Cut(key, "/")
+	kh, kp := splitPort(keyHost)
+	ih, ip := splitPort(host)
+	if kp != ip {
+		return false
+	}
+	kl, il := strings.Split(kh, "."), strings.Split(ih, ".")
+	if len(kl) != len(il) {
+		return false
+	}
+	for i := range kl {
+		if ok, err := path.Match(strings.ToLower(kl[i]), strings.ToLower(il[i])); err != nil || !ok {
+			return false
+		}
+	}
+	if keyPath = strings.Trim(keyPath, "/"); keyPath == "" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(imagePath, "/"+keyPath)
+	return ok && (rest == "" || rest[0] == '/' || rest[0] == ':' || rest[0] == '@')
+}
+
+// splitPort splits host[:port]; an IPv6 literal keeps its brackets.
+func splitPort(hostport string) (host, port string) {
+	i := strings.LastIndexByte(hostport, ':')
+	if i < 0 || strings.Contains(hostport[i:], "]") {
+		return hostport, ""
+	}
+	return hostport[:i], hostport[i+1:]
 }
 
 // expiry reads the exp of a JWT without verifying it (the bridge does

@@ -59,7 +59,6 @@ func TestAnswer(t *testing.T) {
 		{"registry with a port", "registry.example.com:5000/team-a/app:v1", nil, "registry.example.com:5000"},
 		{"registry without a port", "registry.example.com/app@sha256:abc", nil, "registry.example.com"},
 		{"localhost", "localhost/x", nil, "localhost"},
-		{"docker hub name", "library/nginx", nil, "docker.io"},
 		{"flag", "registry.example.com/app", []string{"--registry", "*.example.com", "--username", "pod"}, "*.example.com"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +82,57 @@ func TestAnswer(t *testing.T) {
 			}
 			if want := map[bool]string{true: "pod", false: "k8s"}[tc.args != nil]; auth.Username != want {
 				t.Errorf("username %q, want %q", auth.Username, want)
+			}
+		})
+	}
+}
+
+// TestOtherRegistriesGetNoToken: with --registry, an image of another
+// registry (a broad matchImages) gets no credentials, nor does one that
+// names no registry (Docker Hub), with or without the flag.
+func TestOtherRegistriesGetNoToken(t *testing.T) {
+	tok := saToken(now.Add(time.Hour))
+	for _, tc := range []struct {
+		registry, image string
+		answered        bool
+	}{
+		{"registry.example.com", "registry.example.com/team-a/app:v1", true},
+		{"registry.example.com", "Registry.Example.com/app", true},
+		{"registry.example.com", "evil.example.net/app:v1", false},
+		{"registry.example.com", "registry.example.com.evil.net/app", false},
+		{"registry.example.com", "registry.example.com:5000/app", false},
+		{"registry.example.com:5000", "registry.example.com:5000/app", true},
+		{"registry.example.com:5000", "registry.example.com/app", false},
+		{"*.example.com", "registry.example.com/app", true},
+		{"*.example.com", "example.com/app", false},
+		{"*.example.com", "a.b.example.com/app", false},
+		{"registry.example.com/team-a", "registry.example.com/team-a/app:v1", true},
+		{"registry.example.com/team-a", "registry.example.com/team-ab/app", false},
+		{"registry.example.com", "library/nginx", false},
+		{"registry.example.com", "nginx", false},
+		{"docker.io", "nginx", false},
+		{"", "library/nginx", false},
+		{"", "nginx:latest", false},
+	} {
+		t.Run(tc.registry+" "+tc.image, func(t *testing.T) {
+			var args []string
+			if tc.registry != "" {
+				args = []string{"--registry", tc.registry}
+			}
+			resp, err := call(t, request(t, credentialproviderv1.CredentialProviderRequest{Image: tc.image, ServiceAccountToken: tok}), args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(resp.Auth) == 1; got != tc.answered {
+				t.Fatalf("auth %v, want answered %v", resp.Auth, tc.answered)
+			}
+			if !tc.answered && (resp.CacheDuration == nil || resp.CacheDuration.Duration != 0) {
+				t.Fatalf("a refusal is cached: %v", resp.CacheDuration)
+			}
+			for _, a := range resp.Auth {
+				if !tc.answered || a.Password != tok {
+					t.Fatalf("auth %v", resp.Auth)
+				}
 			}
 		})
 	}
