@@ -212,7 +212,9 @@ func (d *device) code(w http.ResponseWriter, r *http.Request) *httpError {
 		case errors.Is(err, store.ErrAlreadyExists) && attempt < 3:
 			continue // a user code collision
 		case errors.Is(err, store.ErrTooManyFromClient):
-			return retryLater(http.StatusTooManyRequests, "slow_down",
+			// slow_down is the token endpoint's (RFC 8628 §3.5); here it
+			// is RFC 6749's temporarily_unavailable, with Retry-After.
+			return retryLater(http.StatusTooManyRequests, "temporarily_unavailable",
 				fmt.Sprintf("too many device logins in progress from your address (at most %d); finish or wait for one to expire", d.MaxPendingPerAddress), d.CodeLifetime, err)
 		case errors.Is(err, store.ErrTooManyPending):
 			return retryLater(http.StatusServiceUnavailable, "temporarily_unavailable",

@@ -320,7 +320,7 @@ func TestDeviceCaps(t *testing.T) {
 	s.clock.Advance(testCodeLifetime / 2)
 	s.startDevice("192.0.2.1:3", deviceForm("a"))
 	a := s.deviceCall("/device/code", "192.0.2.1:9", deviceForm("a"))
-	if a.status != http.StatusTooManyRequests || a.str("error") != "slow_down" || a.str("device_code") != "" || a.header.Get("Retry-After") == "" {
+	if a.status != http.StatusTooManyRequests || a.str("error") != "temporarily_unavailable" || a.str("device_code") != "" || a.header.Get("Retry-After") == "" {
 		t.Fatalf("authorization %d from one address: %d %s (Retry-After %q), want 429", testMaxPendingPerAddr+1, a.status, a.raw, a.header.Get("Retry-After"))
 	}
 	// When the first two expire, two fit again: the refused one took no
