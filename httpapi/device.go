@@ -197,10 +197,11 @@ func (d *device) code(w http.ResponseWriter, r *http.Request) *httpError {
 	now := d.u.s.now()
 	deviceCode := randomToken()
 	rec := store.DeviceAuth{
-		ID: digestHex(deviceCode), ClientID: DeviceClientID, ClientName: name, Host: host, ClientIP: clientIP(r),
+		ID: digestHex(deviceCode), ClientID: DeviceClientID, ClientName: name, Host: host, ClientIP: d.u.s.clientIP(r),
 		Lifetime: lifetime, ReadOnly: readOnly, CreatedAt: now, ExpiresAt: now.Add(d.CodeLifetime),
 		Interval: d.Interval, State: store.DevicePending,
 	}
+	rec.ClientGroup = addressGroup(rec.ClientIP)
 	lim := store.DeviceLimits{MaxPending: d.MaxPending, MaxPerClient: d.MaxPendingPerAddress}
 	var userCode string
 	for attempt := 0; ; attempt++ {
@@ -380,7 +381,7 @@ func (d *device) handleDecide(w http.ResponseWriter, r *http.Request, who signed
 		return unavailable("device login store", err)
 	}
 	u.s.log.InfoContext(r.Context(), "device login decided", "request_id", requestID(r.Context()), "user", who.Username,
-		"approved", approve, "device_ip", rec.ClientIP, "host", logSafe(rec.Host, 64), "client_ip", clientIP(r))
+		"approved", approve, "device_ip", rec.ClientIP, "host", logSafe(rec.Host, 64), "client_ip", u.s.clientIP(r))
 	return u.render(w, http.StatusOK, "device.html", map[string]any{
 		"Title": u.Title, "Session": who.Session, "CSRF": who.CSRF, "Done": true, "Approved": approve,
 		"Host": cmpOr(rec.Host, rec.ClientIP), "Name": passwordName(rec),
@@ -563,7 +564,7 @@ func (d *device) revoke(w http.ResponseWriter, r *http.Request) *httpError {
 	}
 	d.u.s.metrics.passwordsRevoked.Inc()
 	d.u.s.log.InfoContext(r.Context(), "password revoked", "request_id", requestID(r.Context()), "user", rec.Username,
-		"password_id", rec.ID, "name", rec.Name, "by", "revocation_endpoint", "client_ip", clientIP(r))
+		"password_id", rec.ID, "name", rec.Name, "by", "revocation_endpoint", "client_ip", d.u.s.clientIP(r))
 	return nil
 }
 

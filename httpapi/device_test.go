@@ -43,9 +43,19 @@ func (a oauthAnswer) str(k string) string { v, _ := a.body[k].(string); return v
 // into the handler, so that tests choose the client address.
 func (s *site) deviceCall(path, remote string, form url.Values) oauthAnswer {
 	s.t.Helper()
+	return s.serve(deviceRequest(path, remote, form))
+}
+
+// deviceRequest is a form POST to path from remote.
+func deviceRequest(path, remote string, form url.Values) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = remote
+	return req
+}
+
+// serve runs req straight through the handler.
+func (s *site) serve(req *http.Request) oauthAnswer {
 	w := httptest.NewRecorder()
 	s.srv.ServeHTTP(w, req)
 	a := oauthAnswer{status: w.Code, header: w.Header(), raw: w.Body.String()}

@@ -556,7 +556,7 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	}
 	u.setCookie(w, sessionCookie, value, u.MaxAge)
 	u.s.log.InfoContext(r.Context(), "login", "request_id", requestID(r.Context()), "user", id.Username,
-		"groups", id.Groups, "refresh_token", toks.RefreshToken != "", "client_ip", clientIP(r))
+		"groups", id.Groups, "refresh_token", toks.RefreshToken != "", "client_ip", u.s.clientIP(r))
 	http.Redirect(w, r, u.afterLogin(w, r), http.StatusSeeOther)
 	return nil
 }

@@ -44,7 +44,7 @@ func (s *Store) CreateDeviceAuth(_ context.Context, a store.DeviceAuth, lim stor
 	if lim.MaxPerClient > 0 {
 		n := 0
 		for _, v := range d.byID {
-			if v.ClientIP == a.ClientIP {
+			if v.CapKey() == a.CapKey() {
 				n++
 			}
 		}

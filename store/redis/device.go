@@ -26,6 +26,7 @@ import (
 //	P + "{dev}:all"          sorted set: every id in flight, scored by its
 //	                         expiry (the global cap)
 //	P + "{dev}:ip:" + addr   sorted set: the ids in flight from one address
+//	                         (DeviceAuth.CapKey: an IPv6 /64 as a whole)
 func (k keys) device(id string) string       { return k.prefix + "{dev}:a:" + id }
 func (k keys) deviceCode(code string) string { return k.prefix + "{dev}:u:" + code }
 func (k keys) devices() string               { return k.prefix + "{dev}:all" }
@@ -110,7 +111,7 @@ func (s *Store) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth, lim st
 		return fmt.Errorf("redis store: create device authorization: %w", err)
 	}
 	res, err := createDeviceScript.Run(ctx, s.client,
-		[]string{s.keys.device(d.ID), s.keys.deviceCode(d.UserCode), s.keys.devices(), s.keys.devicesFrom(d.ClientIP)},
+		[]string{s.keys.device(d.ID), s.keys.deviceCode(d.UserCode), s.keys.devices(), s.keys.devicesFrom(d.CapKey())},
 		val, millis(d.ExpiresAt), now.UnixMilli(), lim.MaxPending, lim.MaxPerClient, d.ID, d.Interval.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("redis store: create device authorization: %w", err)

@@ -19,6 +19,7 @@ var deviceTests = []struct {
 	{"DeviceInvalid", testDeviceInvalid},
 	{"DeviceDuplicate", testDeviceDuplicate},
 	{"DeviceCaps", testDeviceCaps},
+	{"DeviceCapGroup", testDeviceCapGroup},
 	{"DeviceExpiry", testDeviceExpiry},
 	{"DeviceDecideOnce", testDeviceDecideOnce},
 	{"DevicePoll", testDevicePoll},
@@ -154,6 +155,36 @@ func testDeviceCaps(t *testing.T, s suite) {
 		if _, err := create(s.b, ip); err != nil {
 			t.Fatalf("after the first ones expired: %v", err)
 		}
+	}
+}
+
+// The per-client cap counts by CapKey: records of different addresses
+// with one ClientGroup count together, and keep their own ClientIP.
+func testDeviceCapGroup(t *testing.T, s suite) {
+	lim := store.DeviceLimits{MaxPerClient: 2}
+	const group = "2001:db8:1:2::/64"
+	var first store.DeviceAuth
+	for i, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3"} {
+		d := s.device(ip)
+		d.ClientGroup = group
+		err := s.a.CreateDeviceAuth(t.Context(), d, lim)
+		switch {
+		case i < 2 && err != nil:
+			t.Fatalf("%s: %v", ip, err)
+		case i == 2 && !errors.Is(err, store.ErrTooManyFromClient):
+			t.Fatalf("third of one group: %v, want ErrTooManyFromClient", err)
+		}
+		if i == 0 {
+			first = d
+		}
+	}
+	if got := mustGetDevice(t, s.b, first.ID); got.ClientIP != first.ClientIP || got.ClientGroup != group {
+		t.Fatalf("read back ip %q group %q", got.ClientIP, got.ClientGroup)
+	}
+	other := s.device("2001:db8:1:3::1")
+	other.ClientGroup = "2001:db8:1:3::/64"
+	if err := s.b.CreateDeviceAuth(t.Context(), other, lim); err != nil {
+		t.Fatalf("another group: %v", err)
 	}
 }
 
