@@ -362,7 +362,7 @@ func TestDeviceWrongCodeAttempts(t *testing.T) {
 	a := s.startDevice("192.0.2.1:1", deviceForm("laptop"))
 	guesser := s.browser()
 	guesser.login("bob", "bob-pw")
-	for i := range sessionAttempts {
+	for i := range personAttempts {
 		guesser.get(s.base + "/device?user_code=BBBB-BBB" + string(userCodeAlphabet[i]))
 		if guesser.last.StatusCode != http.StatusBadRequest {
 			t.Fatalf("wrong code %d: %d", i, guesser.last.StatusCode)
@@ -372,21 +372,28 @@ func TestDeviceWrongCodeAttempts(t *testing.T) {
 	// and approving it by POST too.
 	guesser.get(a.str("verification_uri_complete"))
 	if guesser.last.StatusCode != http.StatusTooManyRequests || strings.Contains(guesser.body, "laptop") {
-		t.Fatalf("right code after %d wrong ones: %d\n%s", sessionAttempts, guesser.last.StatusCode, guesser.body)
+		t.Fatalf("right code after %d wrong ones: %d\n%s", personAttempts, guesser.last.StatusCode, guesser.body)
 	}
 	resp := guesser.postForm(s.base+"/device", url.Values{"csrf": {guesser.csrf()}, "user_code": {a.str("user_code")}, "decision": {"approve"}})
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("approve after the attempts ran out: %d", resp.StatusCode)
 	}
 	s.wantPollError(a.str("device_code"), "authorization_pending")
-	// Another session still has its own attempts.
+	// Signing in again does not give the same person new attempts.
+	again := s.browser()
+	again.login("bob", "bob-pw")
+	again.get(a.str("verification_uri_complete"))
+	if again.last.StatusCode != http.StatusTooManyRequests || strings.Contains(again.body, "laptop") {
+		t.Fatalf("the guesser's new session: %d\n%s", again.last.StatusCode, again.body)
+	}
+	// Another person still has their own attempts.
 	alice := s.browser()
 	alice.login("alice", "alice-pw")
 	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
 		t.Fatalf("alice: %d", resp.StatusCode)
 	}
 	// And the guesser's attempts come back with time.
-	s.clock.Advance(sessionAttemptEvery)
+	s.clock.Advance(personAttemptEvery)
 	guesser.get(s.base + "/device?user_code=BBBB-BBBB")
 	if guesser.last.StatusCode != http.StatusBadRequest {
 		t.Fatalf("after waiting: %d", guesser.last.StatusCode)
@@ -397,18 +404,50 @@ func TestAttemptLimiterGlobal(t *testing.T) {
 	c := &clock{t: time.Now()}
 	l := newAttemptLimiter(c.Now)
 	for i := range globalAttempts {
-		session := string(rune('a' + i%26))
-		if !l.allow(session + "x") {
-			t.Fatalf("attempt %d refused", i)
+		person := string(rune('a' + i%26))
+		if v := l.allow(person + "x"); v != allowed {
+			t.Fatalf("attempt %d refused: %v", i, v)
 		}
-		l.fail(session + "x")
+		l.fail(person + "x")
 	}
-	if l.allow("fresh-session") {
-		t.Fatal("a fresh session may try after the replica's attempts ran out")
+	// The replica's budget is spent: those who failed lately wait, with
+	// a neutral refusal; someone without wrong codes may still try.
+	if v := l.allow("ax"); v != refusedGlobal {
+		t.Fatalf("a recent guesser after the replica's attempts ran out: %v, want refusedGlobal", v)
+	}
+	if v := l.allow("fresh-person"); v != allowed {
+		t.Fatalf("a person without wrong codes after the replica's attempts ran out: %v, want allowed", v)
+	}
+	l.fail("fresh-person")
+	if v := l.allow("fresh-person"); v != refusedGlobal {
+		t.Fatalf("after one wrong code with the replica's budget spent: %v, want refusedGlobal", v)
 	}
 	c.Advance(globalAttemptEvery)
-	if !l.allow("fresh-session") {
-		t.Fatal("attempts do not come back")
+	if v := l.allow("fresh-person"); v != allowed {
+		t.Fatalf("attempts do not come back: %v", v)
+	}
+}
+
+// When the replica's wrong-code budget is spent, a person with the
+// right code still gets to approve it; someone who was guessing gets a
+// neutral refusal.
+func TestDeviceRightCodeWhenReplicaBudgetSpent(t *testing.T) {
+	s := newSite(t)
+	a := s.startDevice("192.0.2.1:1", deviceForm("laptop"))
+	bob := s.browser()
+	bob.login("bob", "bob-pw")
+	bob.get(s.base + "/device?user_code=BBBB-BBBB")
+	for i := range globalAttempts {
+		s.srv.device.attempts.fail(fmt.Sprintf("guesser-%d", i))
+	}
+	bob.get(s.base + "/device?user_code=BBBB-BBBC")
+	if bob.last.StatusCode != http.StatusTooManyRequests || !strings.Contains(bob.body, "on this server recently") {
+		t.Fatalf("bob after a wrong code, the replica's budget spent: %d\n%s", bob.last.StatusCode, bob.body)
+	}
+	alice := s.browser()
+	alice.login("alice", "alice-pw")
+	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
+		t.Fatalf("alice with the right code: %d", resp.StatusCode)
 	}
 }
 
