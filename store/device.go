@@ -17,6 +17,9 @@ var (
 	// ErrNotPending: the device authorization was approved or denied
 	// already.
 	ErrNotPending = errors.New("device authorization already decided")
+	// ErrNotConsumed: ReleaseDeviceAuth found the authorization not
+	// consumed.
+	ErrNotConsumed = errors.New("device authorization not consumed")
 )
 
 // CreatedByDevice is Password.CreatedBy for a password minted by a device
@@ -153,4 +156,10 @@ type DeviceStore interface {
 	// timely poll (PollRedeemed), atomically. A missing or expired one is
 	// ErrNotFound.
 	PollDeviceAuth(ctx context.Context, id string) (DeviceAuth, PollOutcome, error)
+	// ReleaseDeviceAuth moves the consumed authorization id back to
+	// approved, as one atomic step, when what its redemption was for
+	// failed in a way that may pass (a store or identity provider
+	// outage): the next timely poll redeems it again. A missing or
+	// expired one is ErrNotFound; one not consumed is ErrNotConsumed.
+	ReleaseDeviceAuth(ctx context.Context, id string) error
 }

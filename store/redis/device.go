@@ -96,6 +96,19 @@ table.insert(out, 1, outcome)
 return out
 `, store.PollRecorded, store.PollTooFast, store.PollRedeemed))
 
+// releaseDeviceScript moves a live consumed authorization back to
+// approved. It returns 1 when done, 0 when missing or expired, -1 when
+// not consumed.
+//
+// KEYS[1] record; ARGV[1] now ms.
+var releaseDeviceScript = goredis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'st', 'exp')
+if not cur[1] or not cur[2] or tonumber(cur[2]) <= tonumber(ARGV[1]) then return 0 end
+if cur[1] ~= 'consumed' then return -1 end
+redis.call('HSET', KEYS[1], 'st', 'approved')
+return 1
+`)
+
 // deviceFields are the hash fields GetDeviceAuth reads, in order.
 var deviceFields = []string{"v", "st", "sub", "user", "poll", "iv", "exp"}
 
@@ -203,6 +216,20 @@ func (s *Store) PollDeviceAuth(ctx context.Context, id string) (store.DeviceAuth
 		return store.DeviceAuth{}, 0, err
 	}
 	return d, store.PollOutcome(outcome), nil
+}
+
+// ReleaseDeviceAuth implements store.Store with one script on the record.
+func (s *Store) ReleaseDeviceAuth(ctx context.Context, id string) error {
+	res, err := releaseDeviceScript.Run(ctx, s.client, []string{s.keys.device(id)}, s.now().UnixMilli()).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("redis store: release device authorization: %w", err)
+	case res == 0:
+		return fmt.Errorf("redis store: release device authorization: %w", store.ErrNotFound)
+	case res < 0:
+		return fmt.Errorf("redis store: release device authorization: %w", store.ErrNotConsumed)
+	}
+	return nil
 }
 
 // decodeDevice builds a record from its hash fields; an expired one is
