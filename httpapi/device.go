@@ -378,6 +378,16 @@ func (d *device) handleDecide(w http.ResponseWriter, r *http.Request, who signed
 	if herr != nil {
 		return herr
 	}
+	if approve {
+		// The password is minted at the terminal's next poll; refuse here,
+		// where the person sees it, what the mint would refuse now (the
+		// code stays pending: they may fix it and approve again).
+		if err := u.Accounts.CanMint(r.Context(), accounts.PersonPrincipal(who.Subject, who.Username)); err != nil {
+			herr := accountError(err)
+			herr.public = "Not approved: " + herr.public
+			return herr
+		}
+	}
 	err := d.Store.DecideDeviceAuth(r.Context(), rec.ID, approve, who.Subject, who.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -506,8 +516,19 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request, req tokenRe
 		herr := accountError(err)
 		if herr.status < 500 {
 			herr.status, herr.code = http.StatusBadRequest, "access_denied"
+			return herr
 		}
-		return herr
+		// A store or identity provider outage may pass: the code goes
+		// back to approved, and the terminal's next poll tries again.
+		if rerr := d.Store.ReleaseDeviceAuth(r.Context(), rec.ID); rerr != nil {
+			s.log.ErrorContext(r.Context(), "device login: cannot release the code after a failed mint", "request_id", requestID(r.Context()),
+				"user", rec.Username, "err", rerr.Error())
+			return herr
+		}
+		s.log.WarnContext(r.Context(), "device login: mint failed, the code stays approved", "request_id", requestID(r.Context()),
+			"user", rec.Username, "err", err.Error())
+		ev.reason = "device_mint_retry"
+		return deviceError("authorization_pending", "approved, but the password cannot be made right now ("+herr.public+"); the next poll tries again")
 	}
 	refresh, err := passwords.RefreshToken(m.Password)
 	if err != nil {

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -10,11 +12,13 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/store"
+	"github.com/registry-bridge/bridge/store/memory"
 )
 
 const (
@@ -499,19 +503,41 @@ func TestAuthorizationServerMetadata(t *testing.T) {
 	}
 }
 
-// The device login mints through the account rules: their cap applies.
+// The device login mints through the account rules: approving at the
+// cap is refused on the page (the code stays pending); reaching the cap
+// between approval and redemption denies the poll.
 func TestDeviceMintRefusedByAccountRules(t *testing.T) {
 	s := newSite(t)
 	alice := s.browser()
 	alice.login("alice", "alice-pw")
+	owner := accounts.PersonPrincipal(s.aliceSubject(t), "alice")
 	for i := range maxLive {
-		if _, err := s.acc.Mint(t.Context(), accounts.MintRequest{Owner: accounts.PersonPrincipal(s.aliceSubject(t), "alice"),
+		if _, err := s.acc.Mint(t.Context(), accounts.MintRequest{Owner: owner,
 			Name: "p" + string(rune('a'+i)), Via: store.CreatedByAPI, IgnoreLimit: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	a := s.startDevice("192.0.2.1:1", deviceForm("full.example"))
-	alice.decide(a, "approve")
+	if resp := alice.decide(a, "approve"); resp.StatusCode != http.StatusConflict || !strings.Contains(alice.body, "Not approved") ||
+		strings.Contains(alice.body, "receives an app password") {
+		t.Fatalf("approve at the cap: %d\n%s", resp.StatusCode, alice.body)
+	}
+	s.wantPollError(a.str("device_code"), "authorization_pending")
+
+	// Revoking one makes room; the approval goes through.
+	list := s.passwordsOf("alice")
+	if _, err := s.acc.Revoke(t.Context(), owner, list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(testInterval)
+	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
+		t.Fatalf("approve after a revoke: %d\n%s", resp.StatusCode, alice.body)
+	}
+	// The cap is reached again before the terminal polls: denied, with
+	// the reason.
+	if _, err := s.acc.Mint(t.Context(), accounts.MintRequest{Owner: owner, Name: "late", Via: store.CreatedByAPI, IgnoreLimit: true}); err != nil {
+		t.Fatal(err)
+	}
 	got := s.poll(a.str("device_code"))
 	if got.status != http.StatusBadRequest || got.str("error") != "access_denied" || !strings.Contains(got.str("error_description"), "live app passwords") {
 		t.Fatalf("poll at the cap: %d %s", got.status, got.raw)
@@ -519,6 +545,51 @@ func TestDeviceMintRefusedByAccountRules(t *testing.T) {
 	if n := len(s.passwordsOf("alice")); n != maxLive {
 		t.Fatalf("alice has %d passwords, want %d", n, maxLive)
 	}
+}
+
+// failingPasswords is a memory store whose CreatePassword fails while
+// fail is set.
+type failingPasswords struct {
+	*memory.Store
+	fail atomic.Bool
+}
+
+func (f *failingPasswords) CreatePassword(ctx context.Context, p store.Password) error {
+	if f.fail.Load() {
+		return errors.New("injected store failure")
+	}
+	return f.Store.CreatePassword(ctx, p)
+}
+
+// A mint that fails for a passing reason (here the store) at redemption
+// does not spend the code: the terminal keeps polling, and the next poll
+// gets the password.
+func TestDeviceRedeemRetriesAfterStoreFailure(t *testing.T) {
+	var st *failingPasswords
+	s := newSiteOn(t, func(now func() time.Time) store.Store {
+		mem := memory.New(now)
+		t.Cleanup(func() { mem.Close() })
+		st = &failingPasswords{Store: mem}
+		return st
+	})
+	alice := s.browser()
+	alice.login("alice", "alice-pw")
+	a := s.startDevice("192.0.2.1:1", deviceForm("laptop"))
+	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
+		t.Fatalf("approve: %d", resp.StatusCode)
+	}
+	st.fail.Store(true)
+	s.wantPollError(a.str("device_code"), "authorization_pending")
+	s.clock.Advance(testInterval)
+	s.wantPollError(a.str("device_code"), "authorization_pending")
+	st.fail.Store(false)
+	s.clock.Advance(testInterval)
+	got := s.poll(a.str("device_code"))
+	if got.status != http.StatusOK || got.str("access_token") == "" || got.str("username") != "alice" {
+		t.Fatalf("poll after the store recovered: %d %s", got.status, got.raw)
+	}
+	s.clock.Advance(testInterval)
+	s.wantPollError(a.str("device_code"), "invalid_grant")
 }
 
 // aliceSubject returns alice's subject at the provider.

@@ -53,6 +53,8 @@ type Accounts interface {
 	Mint(ctx context.Context, req accounts.MintRequest) (accounts.Minted, error)
 	Passwords(ctx context.Context, owner accounts.Principal) ([]store.Password, error)
 	Revoke(ctx context.Context, owner accounts.Principal, id string) (store.Password, error)
+	// CanMint checks what Mint would check of owner, minting nothing.
+	CanMint(ctx context.Context, owner accounts.Principal) error
 }
 
 // LoginOptions turn on the browser login, the page and the JSON API.
