@@ -95,9 +95,8 @@ func (h *Helper) realm(ctx context.Context, u string) (string, error) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
 	for _, c := range resp.Header.Values("WWW-Authenticate") {
 		if realm := bearerRealm(c); realm != "" {
-			ru, err := url.Parse(realm)
-			if err != nil || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Host == "" {
-				return "", fmt.Errorf("GET %s: realm %q is not an http(s) URL", u, realm)
+			if _, err := h.secureURL("realm", realm); err != nil {
+				return "", fmt.Errorf("GET %s: %w", u, err)
 			}
 			return realm, nil
 		}
@@ -149,6 +148,17 @@ func (h *Helper) metadata(ctx context.Context, base string) (Metadata, error) {
 	if md.DeviceAuthorizationEndpoint == "" || md.TokenEndpoint == "" {
 		return md, fmt.Errorf("GET %s: the server offers no device login (is it a registry-bridge with the browser login on?)", u)
 	}
+	for _, ep := range []struct{ what, u string }{
+		{"token_endpoint", md.TokenEndpoint}, {"device_authorization_endpoint", md.DeviceAuthorizationEndpoint},
+		{"revocation_endpoint", md.RevocationEndpoint},
+	} {
+		if ep.u == "" {
+			continue
+		}
+		if err := h.sameOrigin(ep.what, base, ep.u); err != nil {
+			return Metadata{}, fmt.Errorf("GET %s: %w", u, err)
+		}
+	}
 	return md, nil
 }
 
@@ -167,7 +177,7 @@ func (h *Helper) getJSON(ctx context.Context, u string, v any) error {
 		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
+		return fmt.Errorf("GET %s: %s", u, clean(resp.Status))
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("GET %s: %w", u, err)

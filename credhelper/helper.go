@@ -114,6 +114,9 @@ func DefaultDir() (string, error) {
 // XDGOpen opens url with xdg-open (or open on macOS) when a graphical
 // session seems to exist; it is a no-op otherwise.
 func XDGOpen(url string) error {
+	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
+		return fmt.Errorf("not opening %q: only http(s) links", clean(url))
+	}
 	for _, cmd := range []string{"xdg-open", "open"} {
 		if path, err := exec.LookPath(cmd); err == nil {
 			if cmd == "xdg-open" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
@@ -287,6 +290,11 @@ func (h *Helper) revoke(ctx context.Context, reg string, e Entry) error {
 	if endpoint == "" {
 		return errors.New("revoke on the server: it has no revocation endpoint")
 	}
+	if e.Bridge != "" {
+		if err := h.sameOrigin("revocation_endpoint", e.Bridge, endpoint); err != nil {
+			return fmt.Errorf("revoke on the server: %w", err)
+		}
+	}
 	token := e.RefreshToken
 	if token == "" {
 		token = e.Password
@@ -311,11 +319,12 @@ func (r oauthResponse) str(k string) string { v, _ := r.body[k].(string); return
 
 func (r oauthResponse) num(k string) int { v, _ := r.body[k].(float64); return int(v) }
 
+// describe is the server's error, fit to print.
 func (r oauthResponse) describe() string {
 	if d := r.str("error_description"); d != "" {
-		return r.str("error") + ": " + d
+		return clean(r.str("error") + ": " + d)
 	}
-	return r.str("error")
+	return clean(r.str("error"))
 }
 
 func (h *Helper) postForm(ctx context.Context, u string, form url.Values) (oauthResponse, error) {
@@ -337,7 +346,7 @@ func (h *Helper) postForm(ctx context.Context, u string, form url.Values) (oauth
 	out := oauthResponse{status: resp.StatusCode}
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &out.body); err != nil && resp.StatusCode != http.StatusOK {
-			return out, fmt.Errorf("POST %s: %s", u, resp.Status)
+			return out, fmt.Errorf("POST %s: %s", u, clean(resp.Status))
 		}
 	}
 	return out, nil
@@ -364,11 +373,18 @@ func (h *Helper) deviceLogin(ctx context.Context, reg string) (Entry, error) {
 	if start.status != http.StatusOK || start.str("device_code") == "" {
 		return Entry{}, fmt.Errorf("start the login at %s: %d %s", base, start.status, start.describe())
 	}
-	verify, complete, code := start.str("verification_uri"), start.str("verification_uri_complete"), start.str("user_code")
+	verify, complete, code := start.str("verification_uri"), start.str("verification_uri_complete"), clean(start.str("user_code"))
 	if complete == "" {
 		complete = verify
 	}
-	fmt.Fprintf(h.o.Stderr, "To log in to %s, open\n\n    %s\n\nand check that the page shows the code %s. Waiting for approval...\n", reg, complete, code)
+	// The link is where the person signs in: only on the bridge itself,
+	// and nothing else (file:, custom schemes) is handed to the browser.
+	for _, v := range []struct{ what, u string }{{"verification_uri", verify}, {"verification_uri_complete", complete}} {
+		if err := h.sameOrigin(v.what, base, v.u); err != nil {
+			return Entry{}, fmt.Errorf("start the login at %s: %w", base, err)
+		}
+	}
+	fmt.Fprintf(h.o.Stderr, "To log in to %s, open\n\n    %s\n\nand check that the page shows the code %s. Waiting for approval...\n", reg, clean(complete), code)
 	if h.o.OpenBrowser != nil {
 		_ = h.o.OpenBrowser(complete)
 	}
@@ -403,7 +419,7 @@ func (h *Helper) deviceLogin(ctx context.Context, reg string) (Entry, error) {
 			if e.Username == "" || e.Password == "" {
 				return Entry{}, errors.New("the server's answer lacks the username or password")
 			}
-			fmt.Fprintf(h.o.Stderr, "Logged in to %s as %s (until %s).\n", reg, e.Username, e.ExpiresAt.Local().Format(time.DateTime))
+			fmt.Fprintf(h.o.Stderr, "Logged in to %s as %s (until %s).\n", reg, clean(e.Username), e.ExpiresAt.Local().Format(time.DateTime))
 			return e, nil
 		}
 		switch got.str("error") {

@@ -56,17 +56,20 @@ const (
 	maxDeviceCodeLen   = 128
 )
 
-// Wrong user codes entered on /device: each session may get
-// sessionAttempts wrong in a row, then one more every
-// sessionAttemptEvery; all sessions of a replica together globalAttempts,
-// then one every globalAttemptEvery. With at most max_pending codes live,
-// a guess hits one with odds max_pending/20^8 (1000/2.6e10 by default).
+// Wrong user codes entered on /device: each person (by subject, over
+// all their sessions) may get personAttempts wrong in a row, then one
+// more every personAttemptEvery; all people on a replica together
+// globalAttempts, then one every globalAttemptEvery. When the replica's
+// budget is spent, only people without recent wrong codes may still try,
+// one code each until theirs has refilled, so that guessers cannot lock
+// everyone else out. With at most max_pending codes live, a guess hits
+// one with odds max_pending/20^8 (1000/2.6e10 by default).
 const (
-	sessionAttempts     = 5
-	sessionAttemptEvery = time.Minute
-	globalAttempts      = 30
-	globalAttemptEvery  = 6 * time.Second
-	maxAttemptSessions  = 10_000
+	personAttempts     = 5
+	personAttemptEvery = time.Minute
+	globalAttempts     = 30
+	globalAttemptEvery = 6 * time.Second
+	maxAttemptPeople   = 10_000
 )
 
 // DeviceStore keeps device authorizations; store.Store is one.
@@ -197,10 +200,11 @@ func (d *device) code(w http.ResponseWriter, r *http.Request) *httpError {
 	now := d.u.s.now()
 	deviceCode := randomToken()
 	rec := store.DeviceAuth{
-		ID: digestHex(deviceCode), ClientID: DeviceClientID, ClientName: name, Host: host, ClientIP: clientIP(r),
+		ID: digestHex(deviceCode), ClientID: DeviceClientID, ClientName: name, Host: host, ClientIP: d.u.s.clientIP(r),
 		Lifetime: lifetime, ReadOnly: readOnly, CreatedAt: now, ExpiresAt: now.Add(d.CodeLifetime),
 		Interval: d.Interval, State: store.DevicePending,
 	}
+	rec.ClientGroup = addressGroup(rec.ClientIP)
 	lim := store.DeviceLimits{MaxPending: d.MaxPending, MaxPerClient: d.MaxPendingPerAddress}
 	var userCode string
 	for attempt := 0; ; attempt++ {
@@ -212,7 +216,9 @@ func (d *device) code(w http.ResponseWriter, r *http.Request) *httpError {
 		case errors.Is(err, store.ErrAlreadyExists) && attempt < 3:
 			continue // a user code collision
 		case errors.Is(err, store.ErrTooManyFromClient):
-			return retryLater(http.StatusTooManyRequests, "slow_down",
+			// slow_down is the token endpoint's (RFC 8628 §3.5); here it
+			// is RFC 6749's temporarily_unavailable, with Retry-After.
+			return retryLater(http.StatusTooManyRequests, "temporarily_unavailable",
 				fmt.Sprintf("too many device logins in progress from your address (at most %d); finish or wait for one to expire", d.MaxPendingPerAddress), d.CodeLifetime, err)
 		case errors.Is(err, store.ErrTooManyPending):
 			return retryLater(http.StatusServiceUnavailable, "temporarily_unavailable",
@@ -285,23 +291,27 @@ func normalUserCode(s string) (code string, ok bool) {
 func userCodeKey(code string) string { return digestHex("user-code:" + code) }
 
 // lookup finds the pending authorization of a typed user code, counting
-// wrong ones against the session's and the replica's attempts.
-func (d *device) lookup(ctx context.Context, sessionID, typed string) (store.DeviceAuth, string, *httpError) {
-	if !d.attempts.allow(sessionID) {
+// wrong ones against the person's (subject's) and the replica's attempts.
+func (d *device) lookup(ctx context.Context, subject, typed string) (store.DeviceAuth, string, *httpError) {
+	switch d.attempts.allow(subject) {
+	case refusedPerson:
 		return store.DeviceAuth{}, "", &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
 			public: "Too many wrong codes. Wait a few minutes, then enter the code exactly as the terminal shows it."}
+	case refusedGlobal:
+		return store.DeviceAuth{}, "", &httpError{status: http.StatusTooManyRequests, code: "rate_limited",
+			public: "Too many wrong codes have been entered on this server recently. Wait a minute, then enter the code exactly as the terminal shows it."}
 	}
 	wrong := &httpError{status: http.StatusBadRequest, code: "invalid_code",
 		public: "That code is not valid, has expired or was used already. Check the terminal and try again, or start the login again there."}
 	code, ok := normalUserCode(typed)
 	if !ok {
-		d.attempts.fail(sessionID)
+		d.attempts.fail(subject)
 		return store.DeviceAuth{}, "", withCause(wrong, "malformed user code")
 	}
 	rec, err := d.Store.GetDeviceAuthByUserCode(ctx, userCodeKey(code))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		d.attempts.fail(sessionID)
+		d.attempts.fail(subject)
 		return store.DeviceAuth{}, "", withCause(wrong, "unknown or expired user code")
 	case err != nil:
 		return store.DeviceAuth{}, "", unavailable("device login store", err)
@@ -340,7 +350,7 @@ func (d *device) handlePage(w http.ResponseWriter, r *http.Request) *httpError {
 	if typed == "" {
 		return u.render(w, http.StatusOK, "device.html", data)
 	}
-	rec, shown, herr := d.lookup(r.Context(), sess.ID, typed)
+	rec, shown, herr := d.lookup(r.Context(), who.Subject, typed)
 	if herr != nil {
 		u.logError(r, herr)
 		data["Error"] = herr.public
@@ -364,9 +374,19 @@ func (d *device) handleDecide(w http.ResponseWriter, r *http.Request, who signed
 	default:
 		return badRequest("decision: want approve or deny")
 	}
-	rec, _, herr := d.lookup(r.Context(), who.ID, f.Get("user_code"))
+	rec, _, herr := d.lookup(r.Context(), who.Subject, f.Get("user_code"))
 	if herr != nil {
 		return herr
+	}
+	if approve {
+		// The password is minted at the terminal's next poll; refuse here,
+		// where the person sees it, what the mint would refuse now (the
+		// code stays pending: they may fix it and approve again).
+		if err := u.Accounts.CanMint(r.Context(), accounts.PersonPrincipal(who.Subject, who.Username)); err != nil {
+			herr := accountError(err)
+			herr.public = "Not approved: " + herr.public
+			return herr
+		}
 	}
 	err := d.Store.DecideDeviceAuth(r.Context(), rec.ID, approve, who.Subject, who.Username)
 	switch {
@@ -378,7 +398,7 @@ func (d *device) handleDecide(w http.ResponseWriter, r *http.Request, who signed
 		return unavailable("device login store", err)
 	}
 	u.s.log.InfoContext(r.Context(), "device login decided", "request_id", requestID(r.Context()), "user", who.Username,
-		"approved", approve, "device_ip", rec.ClientIP, "host", logSafe(rec.Host, 64), "client_ip", clientIP(r))
+		"approved", approve, "device_ip", rec.ClientIP, "host", logSafe(rec.Host, 64), "client_ip", u.s.clientIP(r))
 	return u.render(w, http.StatusOK, "device.html", map[string]any{
 		"Title": u.Title, "Session": who.Session, "CSRF": who.CSRF, "Done": true, "Approved": approve,
 		"Host": cmpOr(rec.Host, rec.ClientIP), "Name": passwordName(rec),
@@ -496,8 +516,19 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request, req tokenRe
 		herr := accountError(err)
 		if herr.status < 500 {
 			herr.status, herr.code = http.StatusBadRequest, "access_denied"
+			return herr
 		}
-		return herr
+		// A store or identity provider outage may pass: the code goes
+		// back to approved, and the terminal's next poll tries again.
+		if rerr := d.Store.ReleaseDeviceAuth(r.Context(), rec.ID); rerr != nil {
+			s.log.ErrorContext(r.Context(), "device login: cannot release the code after a failed mint", "request_id", requestID(r.Context()),
+				"user", rec.Username, "err", rerr.Error())
+			return herr
+		}
+		s.log.WarnContext(r.Context(), "device login: mint failed, the code stays approved", "request_id", requestID(r.Context()),
+			"user", rec.Username, "err", err.Error())
+		ev.reason = "device_mint_retry"
+		return deviceError("authorization_pending", "approved, but the password cannot be made right now ("+herr.public+"); the next poll tries again")
 	}
 	refresh, err := passwords.RefreshToken(m.Password)
 	if err != nil {
@@ -561,7 +592,7 @@ func (d *device) revoke(w http.ResponseWriter, r *http.Request) *httpError {
 	}
 	d.u.s.metrics.passwordsRevoked.Inc()
 	d.u.s.log.InfoContext(r.Context(), "password revoked", "request_id", requestID(r.Context()), "user", rec.Username,
-		"password_id", rec.ID, "name", rec.Name, "by", "revocation_endpoint", "client_ip", clientIP(r))
+		"password_id", rec.ID, "name", rec.Name, "by", "revocation_endpoint", "client_ip", d.u.s.clientIP(r))
 	return nil
 }
 
@@ -602,17 +633,17 @@ type attemptBucket struct {
 	at     time.Time
 }
 
-// attemptLimiter bounds wrong user codes per session and per replica,
+// attemptLimiter bounds wrong user codes per person and per replica,
 // with token buckets.
 type attemptLimiter struct {
-	now      func() time.Time
-	mu       sync.Mutex
-	global   attemptBucket
-	sessions map[string]*attemptBucket
+	now    func() time.Time
+	mu     sync.Mutex
+	global attemptBucket
+	people map[string]*attemptBucket // by subject
 }
 
 func newAttemptLimiter(now func() time.Time) *attemptLimiter {
-	return &attemptLimiter{now: now, global: attemptBucket{tokens: globalAttempts, at: now()}, sessions: map[string]*attemptBucket{}}
+	return &attemptLimiter{now: now, global: attemptBucket{tokens: globalAttempts, at: now()}, people: map[string]*attemptBucket{}}
 }
 
 // refill brings b up to date: one token per every, up to burst.
@@ -621,44 +652,58 @@ func refill(b *attemptBucket, now time.Time, burst float64, every time.Duration)
 	b.at = now
 }
 
-// allow reports whether session may try a code now; it spends nothing.
-func (l *attemptLimiter) allow(session string) bool {
+// attemptVerdict is what allow decides.
+type attemptVerdict int
+
+const (
+	allowed       attemptVerdict = iota
+	refusedPerson                // the person's own attempts are spent
+	refusedGlobal                // the replica's are, and the person failed lately
+)
+
+// allow reports whether person may try a code now; it spends nothing.
+// A person without recent wrong codes may try even when the replica's
+// budget is spent.
+func (l *attemptLimiter) allow(person string) attemptVerdict {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	refill(&l.global, now, globalAttempts, globalAttemptEvery)
-	if l.global.tokens < 1 {
-		return false
+	b, ok := l.people[person]
+	if ok {
+		refill(b, now, personAttempts, personAttemptEvery)
+		if b.tokens < 1 {
+			return refusedPerson
+		}
 	}
-	if b, ok := l.sessions[session]; ok {
-		refill(b, now, sessionAttempts, sessionAttemptEvery)
-		return b.tokens >= 1
+	if l.global.tokens < 1 && ok && b.tokens < personAttempts {
+		return refusedGlobal
 	}
-	return true
+	return allowed
 }
 
-// fail spends one attempt of session's and of the replica's.
-func (l *attemptLimiter) fail(session string) {
+// fail spends one attempt of person's and of the replica's.
+func (l *attemptLimiter) fail(person string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	refill(&l.global, now, globalAttempts, globalAttemptEvery)
 	l.global.tokens = max(l.global.tokens-1, 0)
-	b, ok := l.sessions[session]
+	b, ok := l.people[person]
 	if !ok {
-		if len(l.sessions) >= maxAttemptSessions {
-			for k, v := range l.sessions { // drop the refilled ones, they carry nothing
-				if refill(v, now, sessionAttempts, sessionAttemptEvery); v.tokens >= sessionAttempts {
-					delete(l.sessions, k)
+		if len(l.people) >= maxAttemptPeople {
+			for k, v := range l.people { // drop the refilled ones, they carry nothing
+				if refill(v, now, personAttempts, personAttemptEvery); v.tokens >= personAttempts {
+					delete(l.people, k)
 				}
 			}
-			if len(l.sessions) >= maxAttemptSessions {
-				clear(l.sessions) // forgives some sessions a few attempts; the global bucket still holds
+			if len(l.people) >= maxAttemptPeople {
+				clear(l.people) // forgives some people a few attempts; the global bucket still holds
 			}
 		}
-		b = &attemptBucket{tokens: sessionAttempts, at: now}
-		l.sessions[session] = b
+		b = &attemptBucket{tokens: personAttempts, at: now}
+		l.people[person] = b
 	}
-	refill(b, now, sessionAttempts, sessionAttemptEvery)
+	refill(b, now, personAttempts, personAttemptEvery)
 	b.tokens = max(b.tokens-1, 0)
 }

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -10,11 +12,13 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/registry-bridge/bridge/accounts"
 	"github.com/registry-bridge/bridge/store"
+	"github.com/registry-bridge/bridge/store/memory"
 )
 
 const (
@@ -43,9 +47,19 @@ func (a oauthAnswer) str(k string) string { v, _ := a.body[k].(string); return v
 // into the handler, so that tests choose the client address.
 func (s *site) deviceCall(path, remote string, form url.Values) oauthAnswer {
 	s.t.Helper()
+	return s.serve(deviceRequest(path, remote, form))
+}
+
+// deviceRequest is a form POST to path from remote.
+func deviceRequest(path, remote string, form url.Values) *http.Request {
 	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.RemoteAddr = remote
+	return req
+}
+
+// serve runs req straight through the handler.
+func (s *site) serve(req *http.Request) oauthAnswer {
 	w := httptest.NewRecorder()
 	s.srv.ServeHTTP(w, req)
 	a := oauthAnswer{status: w.Code, header: w.Header(), raw: w.Body.String()}
@@ -320,7 +334,7 @@ func TestDeviceCaps(t *testing.T) {
 	s.clock.Advance(testCodeLifetime / 2)
 	s.startDevice("192.0.2.1:3", deviceForm("a"))
 	a := s.deviceCall("/device/code", "192.0.2.1:9", deviceForm("a"))
-	if a.status != http.StatusTooManyRequests || a.str("error") != "slow_down" || a.str("device_code") != "" || a.header.Get("Retry-After") == "" {
+	if a.status != http.StatusTooManyRequests || a.str("error") != "temporarily_unavailable" || a.str("device_code") != "" || a.header.Get("Retry-After") == "" {
 		t.Fatalf("authorization %d from one address: %d %s (Retry-After %q), want 429", testMaxPendingPerAddr+1, a.status, a.raw, a.header.Get("Retry-After"))
 	}
 	// When the first two expire, two fit again: the refused one took no
@@ -352,7 +366,7 @@ func TestDeviceWrongCodeAttempts(t *testing.T) {
 	a := s.startDevice("192.0.2.1:1", deviceForm("laptop"))
 	guesser := s.browser()
 	guesser.login("bob", "bob-pw")
-	for i := range sessionAttempts {
+	for i := range personAttempts {
 		guesser.get(s.base + "/device?user_code=BBBB-BBB" + string(userCodeAlphabet[i]))
 		if guesser.last.StatusCode != http.StatusBadRequest {
 			t.Fatalf("wrong code %d: %d", i, guesser.last.StatusCode)
@@ -362,21 +376,28 @@ func TestDeviceWrongCodeAttempts(t *testing.T) {
 	// and approving it by POST too.
 	guesser.get(a.str("verification_uri_complete"))
 	if guesser.last.StatusCode != http.StatusTooManyRequests || strings.Contains(guesser.body, "laptop") {
-		t.Fatalf("right code after %d wrong ones: %d\n%s", sessionAttempts, guesser.last.StatusCode, guesser.body)
+		t.Fatalf("right code after %d wrong ones: %d\n%s", personAttempts, guesser.last.StatusCode, guesser.body)
 	}
 	resp := guesser.postForm(s.base+"/device", url.Values{"csrf": {guesser.csrf()}, "user_code": {a.str("user_code")}, "decision": {"approve"}})
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("approve after the attempts ran out: %d", resp.StatusCode)
 	}
 	s.wantPollError(a.str("device_code"), "authorization_pending")
-	// Another session still has its own attempts.
+	// Signing in again does not give the same person new attempts.
+	again := s.browser()
+	again.login("bob", "bob-pw")
+	again.get(a.str("verification_uri_complete"))
+	if again.last.StatusCode != http.StatusTooManyRequests || strings.Contains(again.body, "laptop") {
+		t.Fatalf("the guesser's new session: %d\n%s", again.last.StatusCode, again.body)
+	}
+	// Another person still has their own attempts.
 	alice := s.browser()
 	alice.login("alice", "alice-pw")
 	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
 		t.Fatalf("alice: %d", resp.StatusCode)
 	}
 	// And the guesser's attempts come back with time.
-	s.clock.Advance(sessionAttemptEvery)
+	s.clock.Advance(personAttemptEvery)
 	guesser.get(s.base + "/device?user_code=BBBB-BBBB")
 	if guesser.last.StatusCode != http.StatusBadRequest {
 		t.Fatalf("after waiting: %d", guesser.last.StatusCode)
@@ -387,18 +408,50 @@ func TestAttemptLimiterGlobal(t *testing.T) {
 	c := &clock{t: time.Now()}
 	l := newAttemptLimiter(c.Now)
 	for i := range globalAttempts {
-		session := string(rune('a' + i%26))
-		if !l.allow(session + "x") {
-			t.Fatalf("attempt %d refused", i)
+		person := string(rune('a' + i%26))
+		if v := l.allow(person + "x"); v != allowed {
+			t.Fatalf("attempt %d refused: %v", i, v)
 		}
-		l.fail(session + "x")
+		l.fail(person + "x")
 	}
-	if l.allow("fresh-session") {
-		t.Fatal("a fresh session may try after the replica's attempts ran out")
+	// The replica's budget is spent: those who failed lately wait, with
+	// a neutral refusal; someone without wrong codes may still try.
+	if v := l.allow("ax"); v != refusedGlobal {
+		t.Fatalf("a recent guesser after the replica's attempts ran out: %v, want refusedGlobal", v)
+	}
+	if v := l.allow("fresh-person"); v != allowed {
+		t.Fatalf("a person without wrong codes after the replica's attempts ran out: %v, want allowed", v)
+	}
+	l.fail("fresh-person")
+	if v := l.allow("fresh-person"); v != refusedGlobal {
+		t.Fatalf("after one wrong code with the replica's budget spent: %v, want refusedGlobal", v)
 	}
 	c.Advance(globalAttemptEvery)
-	if !l.allow("fresh-session") {
-		t.Fatal("attempts do not come back")
+	if v := l.allow("fresh-person"); v != allowed {
+		t.Fatalf("attempts do not come back: %v", v)
+	}
+}
+
+// When the replica's wrong-code budget is spent, a person with the
+// right code still gets to approve it; someone who was guessing gets a
+// neutral refusal.
+func TestDeviceRightCodeWhenReplicaBudgetSpent(t *testing.T) {
+	s := newSite(t)
+	a := s.startDevice("192.0.2.1:1", deviceForm("laptop"))
+	bob := s.browser()
+	bob.login("bob", "bob-pw")
+	bob.get(s.base + "/device?user_code=BBBB-BBBB")
+	for i := range globalAttempts {
+		s.srv.device.attempts.fail(fmt.Sprintf("guesser-%d", i))
+	}
+	bob.get(s.base + "/device?user_code=BBBB-BBBC")
+	if bob.last.StatusCode != http.StatusTooManyRequests || !strings.Contains(bob.body, "on this server recently") {
+		t.Fatalf("bob after a wrong code, the replica's budget spent: %d\n%s", bob.last.StatusCode, bob.body)
+	}
+	alice := s.browser()
+	alice.login("alice", "alice-pw")
+	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
+		t.Fatalf("alice with the right code: %d", resp.StatusCode)
 	}
 }
 
@@ -450,19 +503,41 @@ func TestAuthorizationServerMetadata(t *testing.T) {
 	}
 }
 
-// The device login mints through the account rules: their cap applies.
+// The device login mints through the account rules: approving at the
+// cap is refused on the page (the code stays pending); reaching the cap
+// between approval and redemption denies the poll.
 func TestDeviceMintRefusedByAccountRules(t *testing.T) {
 	s := newSite(t)
 	alice := s.browser()
 	alice.login("alice", "alice-pw")
+	owner := accounts.PersonPrincipal(s.aliceSubject(t), "alice")
 	for i := range maxLive {
-		if _, err := s.acc.Mint(t.Context(), accounts.MintRequest{Owner: accounts.PersonPrincipal(s.aliceSubject(t), "alice"),
+		if _, err := s.acc.Mint(t.Context(), accounts.MintRequest{Owner: owner,
 			Name: "p" + string(rune('a'+i)), Via: store.CreatedByAPI, IgnoreLimit: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	a := s.startDevice("192.0.2.1:1", deviceForm("full.example"))
-	alice.decide(a, "approve")
+	if resp := alice.decide(a, "approve"); resp.StatusCode != http.StatusConflict || !strings.Contains(alice.body, "Not approved") ||
+		strings.Contains(alice.body, "receives an app password") {
+		t.Fatalf("approve at the cap: %d\n%s", resp.StatusCode, alice.body)
+	}
+	s.wantPollError(a.str("device_code"), "authorization_pending")
+
+	// Revoking one makes room; the approval goes through.
+	list := s.passwordsOf("alice")
+	if _, err := s.acc.Revoke(t.Context(), owner, list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(testInterval)
+	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
+		t.Fatalf("approve after a revoke: %d\n%s", resp.StatusCode, alice.body)
+	}
+	// The cap is reached again before the terminal polls: denied, with
+	// the reason.
+	if _, err := s.acc.Mint(t.Context(), accounts.MintRequest{Owner: owner, Name: "late", Via: store.CreatedByAPI, IgnoreLimit: true}); err != nil {
+		t.Fatal(err)
+	}
 	got := s.poll(a.str("device_code"))
 	if got.status != http.StatusBadRequest || got.str("error") != "access_denied" || !strings.Contains(got.str("error_description"), "live app passwords") {
 		t.Fatalf("poll at the cap: %d %s", got.status, got.raw)
@@ -470,6 +545,51 @@ func TestDeviceMintRefusedByAccountRules(t *testing.T) {
 	if n := len(s.passwordsOf("alice")); n != maxLive {
 		t.Fatalf("alice has %d passwords, want %d", n, maxLive)
 	}
+}
+
+// failingPasswords is a memory store whose CreatePassword fails while
+// fail is set.
+type failingPasswords struct {
+	*memory.Store
+	fail atomic.Bool
+}
+
+func (f *failingPasswords) CreatePassword(ctx context.Context, p store.Password) error {
+	if f.fail.Load() {
+		return errors.New("injected store failure")
+	}
+	return f.Store.CreatePassword(ctx, p)
+}
+
+// A mint that fails for a passing reason (here the store) at redemption
+// does not spend the code: the terminal keeps polling, and the next poll
+// gets the password.
+func TestDeviceRedeemRetriesAfterStoreFailure(t *testing.T) {
+	var st *failingPasswords
+	s := newSiteOn(t, func(now func() time.Time) store.Store {
+		mem := memory.New(now)
+		t.Cleanup(func() { mem.Close() })
+		st = &failingPasswords{Store: mem}
+		return st
+	})
+	alice := s.browser()
+	alice.login("alice", "alice-pw")
+	a := s.startDevice("192.0.2.1:1", deviceForm("laptop"))
+	if resp := alice.decide(a, "approve"); resp.StatusCode != 200 {
+		t.Fatalf("approve: %d", resp.StatusCode)
+	}
+	st.fail.Store(true)
+	s.wantPollError(a.str("device_code"), "authorization_pending")
+	s.clock.Advance(testInterval)
+	s.wantPollError(a.str("device_code"), "authorization_pending")
+	st.fail.Store(false)
+	s.clock.Advance(testInterval)
+	got := s.poll(a.str("device_code"))
+	if got.status != http.StatusOK || got.str("access_token") == "" || got.str("username") != "alice" {
+		t.Fatalf("poll after the store recovered: %d %s", got.status, got.raw)
+	}
+	s.clock.Advance(testInterval)
+	s.wantPollError(a.str("device_code"), "invalid_grant")
 }
 
 // aliceSubject returns alice's subject at the provider.

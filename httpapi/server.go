@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -52,6 +53,10 @@ type Options struct {
 	// Device, when set with Login, turns on the terminal login
 	// (device.go).
 	Device *DeviceOptions
+	// TrustedProxies are the proxies whose X-Forwarded-For the bridge
+	// believes (clientip.go); none means the peer's address is the
+	// client's.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the bridge's HTTP surface. It implements http.Handler.
@@ -70,6 +75,8 @@ type Server struct {
 	workloads *workloadAuth
 	mux       *http.ServeMux
 	device    *device // nil without the terminal login
+	// trustedProxies are Options.TrustedProxies.
+	trustedProxies []netip.Prefix
 }
 
 // New returns a Server serving the routes of the HTTP surface in
@@ -94,6 +101,8 @@ func New(o Options) (*Server, error) {
 		now:       o.Now,
 		metrics:   newMetrics(o.Registry),
 		mux:       http.NewServeMux(),
+
+		trustedProxies: o.TrustedProxies,
 	}
 	s.workloads = newWorkloadAuth(o.Workloads, o.Registry)
 	s.mux.HandleFunc("/token", s.handleToken)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -363,7 +362,7 @@ func (s *Server) audit(r *http.Request, ev *tokenEvent, herr *httpError) {
 		slog.String("outcome", outcome),
 		slog.Int("status", status),
 		slog.String("grant", req.grant),
-		slog.String("client_ip", clientIP(r)),
+		slog.String("client_ip", s.clientIP(r)),
 	)
 	if req.clientID != "" {
 		attrs = append(attrs, slog.String("client_id", logSafe(req.clientID, maxLoggedValue)))
@@ -415,12 +414,4 @@ func logSafeUsername(u string) string {
 		return "(redacted: looks like an app password)"
 	}
 	return logSafe(u, 64)
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -53,6 +53,8 @@ type Accounts interface {
 	Mint(ctx context.Context, req accounts.MintRequest) (accounts.Minted, error)
 	Passwords(ctx context.Context, owner accounts.Principal) ([]store.Password, error)
 	Revoke(ctx context.Context, owner accounts.Principal, id string) (store.Password, error)
+	// CanMint checks what Mint would check of owner, minting nothing.
+	CanMint(ctx context.Context, owner accounts.Principal) error
 }
 
 // LoginOptions turn on the browser login, the page and the JSON API.
@@ -556,7 +558,7 @@ func (u *ui) handleCallback(w http.ResponseWriter, r *http.Request) *httpError {
 	}
 	u.setCookie(w, sessionCookie, value, u.MaxAge)
 	u.s.log.InfoContext(r.Context(), "login", "request_id", requestID(r.Context()), "user", id.Username,
-		"groups", id.Groups, "refresh_token", toks.RefreshToken != "", "client_ip", clientIP(r))
+		"groups", id.Groups, "refresh_token", toks.RefreshToken != "", "client_ip", u.s.clientIP(r))
 	http.Redirect(w, r, u.afterLogin(w, r), http.StatusSeeOther)
 	return nil
 }

@@ -185,7 +185,7 @@ func newSiteOn(t *testing.T, backend func(now func() time.Time) store.Store, all
 			Provider: prov, Sessions: s.backend, Accounts: s.acc, Sealer: sealer, Limits: limits,
 			IdleTimeout: time.Hour, MaxAge: 12 * time.Hour, Registry: "registry.test",
 		},
-		Device: testDeviceOptions(s.st), // device_test.go
+		Device: testDeviceOptions(s.backend), // device_test.go
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,9 @@ var (
 	// ErrNotPending: the device authorization was approved or denied
 	// already.
 	ErrNotPending = errors.New("device authorization already decided")
+	// ErrNotConsumed: ReleaseDeviceAuth found the authorization not
+	// consumed.
+	ErrNotConsumed = errors.New("device authorization not consumed")
 )
 
 // CreatedByDevice is Password.CreatedBy for a password minted by a device
@@ -59,6 +62,9 @@ type DeviceAuth struct {
 	ClientName string `json:"cname,omitempty"`
 	Host       string `json:"host,omitempty"`
 	ClientIP   string `json:"ip"`
+	// ClientGroup, when set, is what the per-client cap counts the
+	// record under instead of ClientIP (an IPv6 /64, say).
+	ClientGroup string `json:"grp,omitempty"`
 	// Lifetime is the password lifetime asked for; 0 asks for the
 	// default. ReadOnly asks for a read-only password.
 	Lifetime  time.Duration `json:"lifetime,omitempty"`
@@ -75,6 +81,15 @@ type DeviceAuth struct {
 	// Subject and Username name the person who approved or denied it.
 	Subject  string `json:"sub,omitempty"`
 	Username string `json:"user,omitempty"`
+}
+
+// CapKey is the key the per-client cap counts d under: ClientGroup, or
+// else ClientIP.
+func (d DeviceAuth) CapKey() string {
+	if d.ClientGroup != "" {
+		return d.ClientGroup
+	}
+	return d.ClientIP
 }
 
 // Validate reports why d cannot be created at now.
@@ -96,7 +111,7 @@ func (d DeviceAuth) Validate(now time.Time) error {
 type DeviceLimits struct {
 	// MaxPending caps them in the whole store.
 	MaxPending int
-	// MaxPerClient caps them per DeviceAuth.ClientIP.
+	// MaxPerClient caps them per DeviceAuth.CapKey.
 	MaxPerClient int
 }
 
@@ -141,4 +156,10 @@ type DeviceStore interface {
 	// timely poll (PollRedeemed), atomically. A missing or expired one is
 	// ErrNotFound.
 	PollDeviceAuth(ctx context.Context, id string) (DeviceAuth, PollOutcome, error)
+	// ReleaseDeviceAuth moves the consumed authorization id back to
+	// approved, as one atomic step, when what its redemption was for
+	// failed in a way that may pass (a store or identity provider
+	// outage): the next timely poll redeems it again. A missing or
+	// expired one is ErrNotFound; one not consumed is ErrNotConsumed.
+	ReleaseDeviceAuth(ctx context.Context, id string) error
 }

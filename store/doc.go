@@ -30,7 +30,8 @@
 //   - Device authorizations (device.go): CreateDeviceAuth enforces its caps
 //     and the uniqueness of id and user code atomically and stores nothing
 //     it refuses; DecideDeviceAuth succeeds once per authorization;
-//     PollDeviceAuth redeems an approved one once.
+//     PollDeviceAuth redeems an approved one once; ReleaseDeviceAuth
+//     puts it back when the redemption failed for a passing reason.
 //
 // Usage:
 //

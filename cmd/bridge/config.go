@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -150,6 +151,34 @@ type serverConfig struct {
 	// InsecureAllowHTTPIssuer permits an http:// oidc.issuer on a
 	// non-loopback host; discovery, keys and tokens then travel in clear.
 	InsecureAllowHTTPIssuer bool `yaml:"insecure_allow_http_issuer"`
+	// TrustedProxies are the proxies (CIDRs or addresses) whose
+	// X-Forwarded-For names the client; none by default, when the peer's
+	// address is the client's (docs/operations.md, "In front of the
+	// bridge").
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// parseTrustedProxies reads server.trusted_proxies, reporting every bad
+// entry with its key path.
+func (c *serverConfig) parseTrustedProxies(prefix string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for i, v := range c.TrustedProxies {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil || a.Zone() != "" {
+				errs = append(errs, fmt.Errorf("%s.trusted_proxies[%d]: want a CIDR such as 10.0.0.0/8 or an address, got %q", prefix, i, v))
+				continue
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, errors.Join(errs...)
 }
 
 // loadConfig reads, decodes, defaults and validates the file, reporting
@@ -352,6 +381,10 @@ func (c *loadedConfig) validate(use sections) error {
 	}
 	if use&useServer != 0 && c.Server.ShutdownTimeout < 0 {
 		add(errors.New("server.shutdown_timeout: must not be negative"))
+	}
+	if use&useServer != 0 {
+		_, err := c.Server.parseTrustedProxies("server")
+		add(err)
 	}
 	return errors.Join(errs...)
 }

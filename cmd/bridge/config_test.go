@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -307,5 +308,30 @@ func TestCommandsStillCheckTheirSections(t *testing.T) {
 				t.Fatalf("policy explain: err %v, want it to name %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	dir := t.TempDir()
+	writeKeys(t, dir)
+	path := writeConfig(t, dir, validConfig(dir)+"server:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.7, \"2001:db8::/32\", \"::ffff:172.16.0.0/108\"]\n")
+	cfg, err := loadConfig(path, useAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.Server.parseTrustedProxies("server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("172.16.0.0/12")}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("trusted proxies %v, want %v", got, want)
+	}
+
+	path = writeConfig(t, dir, validConfig(dir)+"server:\n  trusted_proxies: [10.0.0.0/8, ingress, 10.0.0.0/33]\n")
+	_, err = loadConfig(path, useAll)
+	if err == nil || !strings.Contains(err.Error(), "server.trusted_proxies[1]") || !strings.Contains(err.Error(), "server.trusted_proxies[2]") {
+		t.Fatalf("bad entries: %v, want both named with their key paths", err)
 	}
 }

@@ -119,6 +119,10 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	trusted, err := cfg.Server.parseTrustedProxies("server")
+	if err != nil {
+		return err
+	}
 	handler, err := httpapi.New(httpapi.Options{
 		Log:       log,
 		Passwords: cached,
@@ -134,6 +138,8 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 		Login:     login,
 		Workloads: workloads,
 		Device:    deviceOptions(cfg, st, login),
+
+		TrustedProxies: trusted,
 	})
 	if err != nil {
 		return err

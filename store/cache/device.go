@@ -33,3 +33,8 @@ func (c *Cache) DecideDeviceAuth(ctx context.Context, id string, approve bool, s
 func (c *Cache) PollDeviceAuth(ctx context.Context, id string) (store.DeviceAuth, store.PollOutcome, error) {
 	return c.next.PollDeviceAuth(ctx, id)
 }
+
+// ReleaseDeviceAuth implements store.Store.
+func (c *Cache) ReleaseDeviceAuth(ctx context.Context, id string) error {
+	return c.next.ReleaseDeviceAuth(ctx, id)
+}

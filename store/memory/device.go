@@ -44,7 +44,7 @@ func (s *Store) CreateDeviceAuth(_ context.Context, a store.DeviceAuth, lim stor
 	if lim.MaxPerClient > 0 {
 		n := 0
 		for _, v := range d.byID {
-			if v.ClientIP == a.ClientIP {
+			if v.CapKey() == a.CapKey() {
 				n++
 			}
 		}
@@ -145,4 +145,25 @@ func (s *Store) PollDeviceAuth(_ context.Context, id string) (store.DeviceAuth, 
 	}
 	d.byID[id] = a
 	return a, outcome, nil
+}
+
+// ReleaseDeviceAuth implements store.Store.
+func (s *Store) ReleaseDeviceAuth(_ context.Context, id string) error {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	d := s.devicesLocked(now)
+	a, ok := d.byID[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("memory store: release device authorization: %w", store.ErrNotFound)
+	case a.State != store.DeviceConsumed:
+		return fmt.Errorf("memory store: release device authorization: %w", store.ErrNotConsumed)
+	}
+	a.State = store.DeviceApproved
+	d.byID[id] = a
+	return nil
 }

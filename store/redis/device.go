@@ -26,6 +26,7 @@ import (
 //	P + "{dev}:all"          sorted set: every id in flight, scored by its
 //	                         expiry (the global cap)
 //	P + "{dev}:ip:" + addr   sorted set: the ids in flight from one address
+//	                         (DeviceAuth.CapKey: an IPv6 /64 as a whole)
 func (k keys) device(id string) string       { return k.prefix + "{dev}:a:" + id }
 func (k keys) deviceCode(code string) string { return k.prefix + "{dev}:u:" + code }
 func (k keys) devices() string               { return k.prefix + "{dev}:all" }
@@ -95,6 +96,19 @@ table.insert(out, 1, outcome)
 return out
 `, store.PollRecorded, store.PollTooFast, store.PollRedeemed))
 
+// releaseDeviceScript moves a live consumed authorization back to
+// approved. It returns 1 when done, 0 when missing or expired, -1 when
+// not consumed.
+//
+// KEYS[1] record; ARGV[1] now ms.
+var releaseDeviceScript = goredis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], 'st', 'exp')
+if not cur[1] or not cur[2] or tonumber(cur[2]) <= tonumber(ARGV[1]) then return 0 end
+if cur[1] ~= 'consumed' then return -1 end
+redis.call('HSET', KEYS[1], 'st', 'approved')
+return 1
+`)
+
 // deviceFields are the hash fields GetDeviceAuth reads, in order.
 var deviceFields = []string{"v", "st", "sub", "user", "poll", "iv", "exp"}
 
@@ -110,7 +124,7 @@ func (s *Store) CreateDeviceAuth(ctx context.Context, d store.DeviceAuth, lim st
 		return fmt.Errorf("redis store: create device authorization: %w", err)
 	}
 	res, err := createDeviceScript.Run(ctx, s.client,
-		[]string{s.keys.device(d.ID), s.keys.deviceCode(d.UserCode), s.keys.devices(), s.keys.devicesFrom(d.ClientIP)},
+		[]string{s.keys.device(d.ID), s.keys.deviceCode(d.UserCode), s.keys.devices(), s.keys.devicesFrom(d.CapKey())},
 		val, millis(d.ExpiresAt), now.UnixMilli(), lim.MaxPending, lim.MaxPerClient, d.ID, d.Interval.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("redis store: create device authorization: %w", err)
@@ -202,6 +216,20 @@ func (s *Store) PollDeviceAuth(ctx context.Context, id string) (store.DeviceAuth
 		return store.DeviceAuth{}, 0, err
 	}
 	return d, store.PollOutcome(outcome), nil
+}
+
+// ReleaseDeviceAuth implements store.Store with one script on the record.
+func (s *Store) ReleaseDeviceAuth(ctx context.Context, id string) error {
+	res, err := releaseDeviceScript.Run(ctx, s.client, []string{s.keys.device(id)}, s.now().UnixMilli()).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("redis store: release device authorization: %w", err)
+	case res == 0:
+		return fmt.Errorf("redis store: release device authorization: %w", store.ErrNotFound)
+	case res < 0:
+		return fmt.Errorf("redis store: release device authorization: %w", store.ErrNotConsumed)
+	}
+	return nil
 }
 
 // decodeDevice builds a record from its hash fields; an expired one is

@@ -19,10 +19,12 @@ var deviceTests = []struct {
 	{"DeviceInvalid", testDeviceInvalid},
 	{"DeviceDuplicate", testDeviceDuplicate},
 	{"DeviceCaps", testDeviceCaps},
+	{"DeviceCapGroup", testDeviceCapGroup},
 	{"DeviceExpiry", testDeviceExpiry},
 	{"DeviceDecideOnce", testDeviceDecideOnce},
 	{"DevicePoll", testDevicePoll},
 	{"DeviceRedeemConcurrent", testDeviceRedeemConcurrent},
+	{"DeviceRelease", testDeviceRelease},
 }
 
 // device returns a fresh pending authorization from ip, expiring in ten
@@ -154,6 +156,36 @@ func testDeviceCaps(t *testing.T, s suite) {
 		if _, err := create(s.b, ip); err != nil {
 			t.Fatalf("after the first ones expired: %v", err)
 		}
+	}
+}
+
+// The per-client cap counts by CapKey: records of different addresses
+// with one ClientGroup count together, and keep their own ClientIP.
+func testDeviceCapGroup(t *testing.T, s suite) {
+	lim := store.DeviceLimits{MaxPerClient: 2}
+	const group = "2001:db8:1:2::/64"
+	var first store.DeviceAuth
+	for i, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2::3"} {
+		d := s.device(ip)
+		d.ClientGroup = group
+		err := s.a.CreateDeviceAuth(t.Context(), d, lim)
+		switch {
+		case i < 2 && err != nil:
+			t.Fatalf("%s: %v", ip, err)
+		case i == 2 && !errors.Is(err, store.ErrTooManyFromClient):
+			t.Fatalf("third of one group: %v, want ErrTooManyFromClient", err)
+		}
+		if i == 0 {
+			first = d
+		}
+	}
+	if got := mustGetDevice(t, s.b, first.ID); got.ClientIP != first.ClientIP || got.ClientGroup != group {
+		t.Fatalf("read back ip %q group %q", got.ClientIP, got.ClientGroup)
+	}
+	other := s.device("2001:db8:1:3::1")
+	other.ClientGroup = "2001:db8:1:3::/64"
+	if err := s.b.CreateDeviceAuth(t.Context(), other, lim); err != nil {
+		t.Fatalf("another group: %v", err)
 	}
 }
 
@@ -300,5 +332,52 @@ func testDeviceRedeemConcurrent(t *testing.T, s suite) {
 	wg.Wait()
 	if redeemed != 1 || len(errs) > 0 {
 		t.Fatalf("%d of %d concurrent polls redeemed (want 1); errors %v", redeemed, pollers, errs)
+	}
+}
+
+// A consumed authorization released goes back to approved, once, and is
+// redeemed again by the next timely poll; nothing else can be released.
+func testDeviceRelease(t *testing.T, s suite) {
+	d := s.device("192.0.2.1")
+	s.createDevice(t, d)
+	if err := s.a.ReleaseDeviceAuth(t.Context(), d.ID); !errors.Is(err, store.ErrNotConsumed) {
+		t.Fatalf("release a pending one: %v, want ErrNotConsumed", err)
+	}
+	if err := s.a.DecideDeviceAuth(t.Context(), d.ID, true, "sub-alice", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.b.ReleaseDeviceAuth(t.Context(), d.ID); !errors.Is(err, store.ErrNotConsumed) {
+		t.Fatalf("release an approved one: %v, want ErrNotConsumed", err)
+	}
+	if _, outcome, err := s.a.PollDeviceAuth(t.Context(), d.ID); err != nil || outcome != store.PollRedeemed {
+		t.Fatalf("poll: %v %v", outcome, err)
+	}
+	if err := s.b.ReleaseDeviceAuth(t.Context(), d.ID); err != nil {
+		t.Fatalf("release the consumed one: %v", err)
+	}
+	if got := mustGetDevice(t, s.a, d.ID); got.State != store.DeviceApproved || got.Subject != "sub-alice" || got.Username != "alice" {
+		t.Fatalf("after release: state %s by %s/%s, want approved by alice", got.State, got.Subject, got.Username)
+	}
+	if err := s.a.ReleaseDeviceAuth(t.Context(), d.ID); !errors.Is(err, store.ErrNotConsumed) {
+		t.Fatalf("release twice: %v, want ErrNotConsumed", err)
+	}
+	s.clock.Advance(5 * time.Second)
+	if got, outcome, err := s.b.PollDeviceAuth(t.Context(), d.ID); err != nil || outcome != store.PollRedeemed || got.State != store.DeviceConsumed {
+		t.Fatalf("poll after release: %v %s %v, want redeemed", outcome, got.State, err)
+	}
+	denied := s.device("192.0.2.2")
+	s.createDevice(t, denied)
+	if err := s.a.DecideDeviceAuth(t.Context(), denied.ID, false, "sub-alice", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.a.ReleaseDeviceAuth(t.Context(), denied.ID); !errors.Is(err, store.ErrNotConsumed) {
+		t.Fatalf("release a denied one: %v, want ErrNotConsumed", err)
+	}
+	if err := s.a.ReleaseDeviceAuth(t.Context(), "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("release a missing one: %v, want ErrNotFound", err)
+	}
+	s.clock.Advance(10 * time.Minute)
+	if err := s.b.ReleaseDeviceAuth(t.Context(), d.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("release an expired one: %v, want ErrNotFound", err)
 	}
 }
