@@ -180,7 +180,7 @@ func profile(b *testing.B, dir string, t *target, s settings) {
 	if err := rec.Start(); err != nil {
 		b.Fatalf("perf record: %v", err)
 	}
-	if _, err := Run(b.Context(), Load{URL: t.url, Username: user, Password: t.password,
+	if _, err := Run(b.Context(), Load{URL: t.url, Username: t.username, Password: t.password,
 		Concurrency: s.concurrency, Warmup: s.warmup, Measure: s.measure}); err != nil {
 		b.Fatal(err)
 	}
