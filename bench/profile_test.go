@@ -35,6 +35,7 @@ var buckets = []bucket{
 	{name: "logging (log/slog)", frames: []string{"log/slog."}},
 	{name: "metrics (prometheus)", frames: []string{"prometheus/client_golang"}},
 	{name: "policy (groups, scope grant)", frames: []string{"bridge/groups.", "main.parseScopes"}},
+	{name: "workload tokens (verifier, cache, CEL)", frames: []string{"bridge/workload.", "go-oidc", "go-jose", "cel-go"}},
 	{name: "credentials (Basic, password, store, Redis)",
 		frames: []string{"bridge/passwords.", "bridge/store", "go-redis", "crypto/subtle", "net/http.(*Request).BasicAuth"}},
 	{name: "token handler, rest (query, JSON response)", frames: []string{"bridge/httpapi.", "main.(*server).handleToken"}},
