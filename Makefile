@@ -69,7 +69,7 @@ fuzz:
 
 ## bench: every benchmark; numbers go to docs/benchmarks.md.
 bench: deps
-	BRIDGE_E2E=1 $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./groups ./tokens ./store/cache ./httpapi ./bench && BRIDGE_E2E=1 $(GO) test -count=1 -run '^TestMemoryBudget$$' -v ./store/redis
+	BRIDGE_E2E=1 $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 30m ./groups ./tokens ./store/cache ./httpapi ./workload ./bench && BRIDGE_E2E=1 $(GO) test -count=1 -run '^TestMemoryBudget$$' -v ./store/redis
 
 ## image: build the Dockerfile with buildah (no Docker engine; root), check
 ## the images and write bin/registry-bridge.tar and bin/registry-bridge-keygen.tar

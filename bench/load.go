@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,10 @@ type Load struct {
 	URL string
 	// Username and Password are sent as Basic credentials.
 	Username, Password string
+	// Passwords, if set, replace Password: each request takes the next
+	// one, in order, and uses it once (a token's first use, say). When
+	// none is left the workers stop; see Result.Exhausted.
+	Passwords []string
 	// Concurrency is the number of workers, each with at most one request
 	// in flight. The client keeps twice that many idle connections to the host.
 	Concurrency int
@@ -44,8 +49,16 @@ type Result struct {
 	Errors int
 	// FirstError describes the first error, if any.
 	FirstError string
-	// Elapsed is the measured window's length, Load.Measure.
+	// Elapsed is the measured window's length, Load.Measure; or, when
+	// Load.Passwords ran out before the window ended, the time from its
+	// start to the end of the last recorded request.
 	Elapsed time.Duration
+	// Exhausted: Load.Passwords ran out before the window ended. The CPU
+	// samples still bracket the whole window, so CPU per request also
+	// holds what the servers did after the last request (next to nothing).
+	Exhausted bool
+	// Used is how many of Load.Passwords were sent.
+	Used int
 	// Latencies are the Requests' latencies (request start to body fully
 	// read), in ascending order.
 	Latencies []time.Duration
@@ -91,6 +104,8 @@ type worker struct {
 	latencies  []time.Duration
 	errors     int
 	firstError error
+	// lastEnd is the end of the last recorded request.
+	lastEnd time.Time
 }
 
 // Run applies l: Concurrency workers loop GET requests for Warmup, then
@@ -123,6 +138,22 @@ func Run(ctx context.Context, l Load) (Result, error) {
 		}
 		req.SetBasicAuth(l.Username, l.Password)
 		reqs[i] = req
+	}
+	// next returns worker i's next request, or false when the pool of
+	// passwords is used up.
+	var taken, exhaustedAt atomic.Int64
+	next := func(i int) (*http.Request, bool) { return reqs[i], true }
+	if len(l.Passwords) > 0 {
+		next = func(i int) (*http.Request, bool) {
+			n := taken.Add(1) - 1
+			if n >= int64(len(l.Passwords)) {
+				exhaustedAt.CompareAndSwap(0, time.Now().UnixNano())
+				return nil, false
+			}
+			req := reqs[i].Clone(ctx)
+			req.SetBasicAuth(l.Username, l.Passwords[n])
+			return req, true
+		}
 	}
 
 	start := time.Now()
@@ -168,7 +199,7 @@ func Run(ctx context.Context, l Load) (Result, error) {
 	for i := range workers {
 		w := &workers[i]
 		w.latencies = make([]time.Duration, 0, perWorker)
-		wg.Go(func() { w.loop(client, reqs[i], measureStart, end) })
+		wg.Go(func() { w.loop(client, func() (*http.Request, bool) { return next(i) }, measureStart, end) })
 	}
 	wg.Wait()
 	<-sampled
@@ -194,15 +225,33 @@ func Run(ctx context.Context, l Load) (Result, error) {
 	}
 	slices.Sort(r.Latencies)
 	r.Requests = len(r.Latencies)
+	if len(l.Passwords) > 0 {
+		r.Used = int(min(taken.Load(), int64(len(l.Passwords))))
+		if at := exhaustedAt.Load(); at != 0 && at < end.UnixNano() {
+			r.Exhausted = true
+			var last time.Time
+			for _, w := range workers {
+				if w.lastEnd.After(last) {
+					last = w.lastEnd
+				}
+			}
+			r.Elapsed = max(last.Sub(measureStart), 0)
+		}
+	}
 	return r, nil
 }
 
-// loop issues req until end, recording the latency of every 200 response
-// that started at or after measureStart and ended before end.
-func (w *worker) loop(client *http.Client, req *http.Request, measureStart, end time.Time) {
+// loop issues next's requests until end or until next has none,
+// recording the latency of every 200 response that started at or after
+// measureStart and ended before end.
+func (w *worker) loop(client *http.Client, next func() (*http.Request, bool), measureStart, end time.Time) {
 	for {
 		t0 := time.Now()
-		if !t0.Before(end) || req.Context().Err() != nil {
+		if !t0.Before(end) {
+			return
+		}
+		req, ok := next()
+		if !ok || req.Context().Err() != nil {
 			return
 		}
 		err := do(client, req)
@@ -216,6 +265,7 @@ func (w *worker) loop(client *http.Client, req *http.Request, measureStart, end 
 		}
 		if !t0.Before(measureStart) && t1.Before(end) {
 			w.latencies = append(w.latencies, t1.Sub(t0))
+			w.lastEnd = t1
 		}
 	}
 }

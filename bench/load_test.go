@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -228,6 +230,68 @@ func TestRun(t *testing.T) {
 			}
 			if r.Elapsed != 150*time.Millisecond {
 				t.Errorf("Elapsed = %v, want the measured window", r.Elapsed)
+			}
+		})
+	}
+}
+
+func TestRunPasswords(t *testing.T) {
+	// 4 workers cannot send 100,000 requests of 1ms in 200ms, and 20
+	// requests take far less than a second.
+	tests := []struct {
+		name           string
+		pool           int
+		warmup, window time.Duration
+		wantExhausted  bool
+	}{
+		{name: "pool outlasts the window", pool: 100000, warmup: 10 * time.Millisecond, window: 200 * time.Millisecond},
+		{name: "pool runs out in the window", pool: 20, window: time.Second, wantExhausted: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				seen = map[string]int{}
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, p, _ := r.BasicAuth()
+				mu.Lock()
+				seen[p]++
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+				_, _ = w.Write([]byte(`{"token":"x"}`))
+			}))
+			defer srv.Close()
+			pool := make([]string, tt.pool)
+			for i := range pool {
+				pool[i] = "pw-" + strconv.Itoa(i)
+			}
+			r, err := Run(t.Context(), Load{
+				URL: srv.URL + "/token", Username: "ci", Password: "unused", Passwords: pool,
+				Concurrency: 4, Warmup: tt.warmup, Measure: tt.window,
+				PIDs: []int{os.Getpid()},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for p, n := range seen {
+				if n != 1 || !strings.HasPrefix(p, "pw-") {
+					t.Fatalf("password %q sent %d times, want each pool entry once", p, n)
+				}
+			}
+			if r.Used != len(seen) || r.Requests == 0 || r.Errors != 0 {
+				t.Fatalf("Used %d, %d passwords seen, %d requests, %d errors", r.Used, len(seen), r.Requests, r.Errors)
+			}
+			if r.Exhausted != tt.wantExhausted {
+				t.Fatalf("Exhausted = %t, want %t (used %d of %d)", r.Exhausted, tt.wantExhausted, r.Used, tt.pool)
+			}
+			if tt.wantExhausted && (r.Used != tt.pool || r.Requests != tt.pool || r.Elapsed <= 0 || r.Elapsed >= tt.window) {
+				t.Errorf("exhausted: used %d of %d, Elapsed %v; want all, and a window cut short", r.Used, tt.pool, r.Elapsed)
+			}
+			if !tt.wantExhausted && r.Elapsed != tt.window {
+				t.Errorf("Elapsed = %v, want the whole window", r.Elapsed)
 			}
 		})
 	}

@@ -35,6 +35,7 @@ var buckets = []bucket{
 	{name: "logging (log/slog)", frames: []string{"log/slog."}},
 	{name: "metrics (prometheus)", frames: []string{"prometheus/client_golang"}},
 	{name: "policy (groups, scope grant)", frames: []string{"bridge/groups.", "main.parseScopes"}},
+	{name: "workload tokens (verifier, cache, CEL)", frames: []string{"bridge/workload.", "go-oidc", "go-jose", "cel-go"}},
 	{name: "credentials (Basic, password, store, Redis)",
 		frames: []string{"bridge/passwords.", "bridge/store", "go-redis", "crypto/subtle", "net/http.(*Request).BasicAuth"}},
 	{name: "token handler, rest (query, JSON response)", frames: []string{"bridge/httpapi.", "main.(*server).handleToken"}},
@@ -180,7 +181,7 @@ func profile(b *testing.B, dir string, t *target, s settings) {
 	if err := rec.Start(); err != nil {
 		b.Fatalf("perf record: %v", err)
 	}
-	if _, err := Run(b.Context(), Load{URL: t.url, Username: user, Password: t.password,
+	if _, err := Run(b.Context(), Load{URL: t.url, Username: t.username, Password: t.password,
 		Concurrency: s.concurrency, Warmup: s.warmup, Measure: s.measure}); err != nil {
 		b.Fatal(err)
 	}

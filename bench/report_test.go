@@ -76,11 +76,13 @@ func TestReport(t *testing.T) {
 	ref := &target{name: "reference", rounds: []Result{result(1000, 4*time.Millisecond, 100*time.Millisecond)}}
 	br := &target{name: "bridge (audit off)", rounds: []Result{result(1500, 5*time.Millisecond, 90*time.Millisecond)}}
 	br.rounds[0].MachineBusy = 2 * time.Second // 1.81 cores of others
-	out := report([]*target{ref, br}, "0.10 0.20 0.30")
+	wl := &target{name: "workload", against: br, rounds: []Result{result(1200, 5*time.Millisecond, 79200*time.Microsecond)}}
+	out := report([]*target{ref, br, wl}, "0.10 0.20 0.30")
 	for _, want := range []string{
 		"bridge (audit off) vs reference: throughput 1.50× (target ≥ 1.25×), p99 1.25× (target ≤ 1.5×), 1500 req/s (aim 15000: 10%), CPU 60µs/token",
 		"median  bridge (audit off)   1500",
 		"1.50×       1.25×",
+		"workload vs bridge (audit off): server CPU/token 1.10× (66µs vs 60µs), throughput 0.80×, p99 1.00×",
 		"others",
 		"DISTURBED: other work used more than 0.20 cores in round 1 bridge (audit off);",
 		"0.10 0.20 0.30",

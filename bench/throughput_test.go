@@ -95,13 +95,22 @@ func loadSettings(b *testing.B) settings {
 	return s
 }
 
-// target is one token server under load.
+// target is one token server under load, with one credential.
 type target struct {
-	name     string
+	name string
+	// key names the target in the benchmark's metrics.
+	key      string
 	url      string
+	username string
 	password string
-	pid      int
-	rounds   []Result
+	// subject is the registry token's sub the credential must yield.
+	subject string
+	pid     int
+	// against, if set, is the target this one is compared with round by
+	// round in the report (workload JWT against app password, current
+	// bridge against the baseline binary).
+	against *target
+	rounds  []Result
 	// profile summarises a perf profile, when BENCH_PERF=1.
 	profile string
 }
@@ -118,7 +127,8 @@ func BenchmarkThroughput(b *testing.B) {
 	redisSrv := testenv.StartRedisT(b)
 	redisPID, redisAddr := redisSrv.PID(), redisSrv.Addr
 	ref := startReference(b, dir, redisAddr)
-	bridges := startBridges(b, dir, redisAddr)
+	iss := startIssuer(b)
+	bridges := startBridges(b, dir, redisAddr, iss)
 	targets := append([]*target{ref}, bridges...)
 	for _, t := range targets {
 		checkGrant(b, t)
@@ -138,7 +148,7 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		for _, t := range order {
 			r, err := Run(ctx, Load{
-				URL: t.url, Username: user, Password: t.password,
+				URL: t.url, Username: t.username, Password: t.password,
 				Concurrency: s.concurrency, Warmup: s.warmup, Measure: s.measure,
 				PIDs: []int{t.pid, redisPID, os.Getpid()},
 			})
@@ -152,6 +162,7 @@ func BenchmarkThroughput(b *testing.B) {
 			t.rounds = append(t.rounds, r)
 		}
 	}
+	first := firstUse(b, s, targets, iss, redisPID)
 	if s.perf {
 		for _, t := range targets {
 			profile(b, dir, t, s)
@@ -160,6 +171,9 @@ func BenchmarkThroughput(b *testing.B) {
 	b.StopTimer()
 
 	fmt.Print(report(targets, loadAverage()))
+	if first != nil {
+		fmt.Print(first.line)
+	}
 	for _, t := range targets {
 		if t.profile != "" {
 			fmt.Printf("\nperf profile of %s under the same load:\n%s", t.name, t.profile)
@@ -168,10 +182,14 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	for _, t := range targets {
 		m := medians(t.rounds)
-		key := strings.NewReplacer(" (audit off)", "", " (audit on)", "-audit").Replace(t.name)
-		b.ReportMetric(m.rps, key+"_req/s")
-		b.ReportMetric(float64(m.p99)/1e3, key+"_p99-µs")
-		b.ReportMetric(float64(m.cpu)/1e3, key+"_cpu-µs/token")
+		b.ReportMetric(m.rps, t.key+"_req/s")
+		b.ReportMetric(float64(m.p99)/1e3, t.key+"_p99-µs")
+		b.ReportMetric(float64(m.cpu)/1e3, t.key+"_cpu-µs/token")
+	}
+	if first != nil {
+		s := summarize(first.r)
+		b.ReportMetric(s.rps, "workload-first-use_req/s")
+		b.ReportMetric(float64(s.cpu)/1e3, "workload-first-use_cpu-µs/token")
 	}
 }
 
@@ -197,23 +215,34 @@ func startReference(b *testing.B, dir, redisAddr string) *target {
 		Args:     []string{"-listen", addr, "-redis", redisAddr, "-service", service},
 		ReadyURL: "http://" + addr + "/healthz",
 	})
-	return &target{name: "reference", url: "http://" + addr + tokenQuery, password: password, pid: p.PID()}
+	return &target{name: "reference", key: "reference", url: "http://" + addr + tokenQuery,
+		username: user, password: password, subject: user, pid: p.PID()}
 }
 
 // startBridges builds the bridge (testenv.BuildBridge), generates its key, mints an app password
-// for user in team-a, and starts two bridges on the same Redis: with the
-// audit log off (log.level warn) and on (info, to a file).
-func startBridges(b *testing.B, dir, redisAddr string) []*target {
+// for user in team-a, and starts two bridges on the same Redis, both
+// trusting iss as a workload issuer: with the audit log off (log.level
+// warn) and on (info, to a file). The one with the audit log on is also
+// a second target: the same process and request with a workload JWT of
+// iss as the password, the same token every time (the cached path).
+func startBridges(b *testing.B, dir, redisAddr string, iss *issuer) []*target {
 	b.Helper()
 	bin := testenv.BuildBridge(b)
 	keys := filepath.Join(dir, "keys")
 	runCmd(b, bin, "keys", "generate", "--out", keys)
+	jwt, err := iss.token(time.Now(), 0)
+	if err != nil {
+		b.Fatal(err)
+	}
 	var bridges []*target
 	var password string
 	for _, level := range []string{"warn", "info"} {
 		addr := freeAddr(b)
 		config := filepath.Join(dir, "bridge-"+level+".yaml")
-		if err := os.WriteFile(config, append(fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, level), testenv.ExampleAccess(b)...), 0o600); err != nil {
+		data := fmt.Appendf(nil, bridgeConfig, addr, redisAddr, keys, level)
+		data = append(data, iss.workloadSection()...)
+		data = append(data, testenv.ExampleAccess(b)...)
+		if err := os.WriteFile(config, data, 0o600); err != nil {
 			b.Fatal(err)
 		}
 		if password == "" {
@@ -226,15 +255,20 @@ func startBridges(b *testing.B, dir, redisAddr string) []*target {
 			Args:     []string{"serve", "--config", config},
 			ReadyURL: "http://" + addr + "/readyz",
 		})
-		name := "bridge (audit off)"
+		t := &target{name: "bridge (audit off)", key: "bridge", url: "http://" + addr + tokenQuery,
+			username: user, password: password, subject: user, pid: p.PID()}
 		if level == "info" {
-			name = "bridge (audit on)"
+			t.name, t.key = "bridge (audit on)", "bridge-audit"
 		}
-		bridges = append(bridges, &target{name: name, url: "http://" + addr + tokenQuery, password: password, pid: p.PID()})
+		bridges = append(bridges, t)
 	}
+	app := bridges[1]
+	wl := &target{name: "bridge, workload JWT (audit on)", key: "workload-audit", url: app.url,
+		username: workloadUser, password: jwt, subject: workloadSubject, pid: app.pid, against: app}
 	// BENCH_BASELINE_BIN, a bridge binary built from an earlier commit,
 	// runs beside them with the audit log on (the production default), so
 	// a change on the token path is measured before and after in one run.
+	// It has no workloads section: the baseline may predate it.
 	if bin := os.Getenv("BENCH_BASELINE_BIN"); bin != "" {
 		addr := freeAddr(b)
 		config := filepath.Join(dir, "bridge-baseline.yaml")
@@ -247,9 +281,12 @@ func startBridges(b *testing.B, dir, redisAddr string) []*target {
 			Args:     []string{"serve", "--config", config},
 			ReadyURL: "http://" + addr + "/readyz",
 		})
-		bridges = append(bridges, &target{name: "baseline (audit on)", url: "http://" + addr + tokenQuery, password: password, pid: p.PID()})
+		base := &target{name: "baseline (audit on)", key: "baseline-audit", url: "http://" + addr + tokenQuery,
+			username: user, password: password, subject: user, pid: p.PID()}
+		app.against = base
+		bridges = append(bridges, base)
 	}
-	return bridges
+	return append(bridges, wl)
 }
 
 // disturbedCores is how much CPU, in cores, the rest of the machine may
@@ -335,6 +372,19 @@ func pairedRatios(t, ref *target) (rps, p99 float64) {
 	return median(rv), median(pv)
 }
 
+// pairedCPU returns the median over the rounds of t's server CPU per
+// token divided by ref's in the same round.
+func pairedCPU(t, ref *target) float64 {
+	var v []float64
+	for i := range min(len(t.rounds), len(ref.rounds)) {
+		a, b := summarize(t.rounds[i]), summarize(ref.rounds[i])
+		if b.cpu > 0 {
+			v = append(v, float64(a.cpu)/float64(b.cpu))
+		}
+	}
+	return median(v)
+}
+
 // report renders every round, the medians and the ratios to the targets;
 // targets[0] is the reference.
 func report(targets []*target, loadAvg string) string {
@@ -376,6 +426,14 @@ func report(targets []*target, loadAvg string) string {
 		fmt.Fprintf(&buf, "%s vs reference: throughput %.2f× (target ≥ 1.25×), p99 %.2f× (target ≤ 1.5×), %.0f req/s (aim 15000: %.0f%%), CPU %s/token (aim ≤ 100µs; reference %s)\n",
 			t.name, rps, p99, m.rps, 100*m.rps/15000, us(m.cpu), us(refm.cpu))
 	}
+	for _, t := range targets[1:] {
+		if t.against == nil {
+			continue
+		}
+		rps, p99 := pairedRatios(t, t.against)
+		fmt.Fprintf(&buf, "%s vs %s: server CPU/token %.2f× (%s vs %s), throughput %.2f×, p99 %.2f×\n",
+			t.name, t.against.name, pairedCPU(t, t.against), us(medians(t.rounds).cpu), us(medians(t.against.rounds).cpu), rps, p99)
+	}
 	var disturbed []string
 	for i := range ref.rounds {
 		for _, t := range targets {
@@ -415,7 +473,7 @@ func checkGrant(b *testing.B, t *target) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	req.SetBasicAuth(user, t.password)
+	req.SetBasicAuth(t.username, t.password)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		b.Fatalf("%s: %v", t.name, err)
@@ -458,8 +516,8 @@ func checkGrant(b *testing.B, t *target) {
 	}
 	a := claims.Access[0]
 	actions := slices.Sorted(slices.Values(a.Actions))
-	if claims.Sub != user || a.Type != "repository" || a.Name != "team-a/app" || !slices.Equal(actions, []string{"pull", "push"}) {
-		b.Fatalf("%s: token for %q grants %+v, want alice: repository team-a/app pull,push", t.name, claims.Sub, a)
+	if claims.Sub != t.subject || a.Type != "repository" || a.Name != "team-a/app" || !slices.Equal(actions, []string{"pull", "push"}) {
+		b.Fatalf("%s: token for %q grants %+v, want %s: repository team-a/app pull,push", t.name, claims.Sub, a, t.subject)
 	}
 }
 
