@@ -18,11 +18,18 @@ const maxForwardedFor = 1024
 // malformed header counts as none. docs/operations.md ("In front of the
 // bridge") describes server.trusted_proxies.
 func (s *Server) clientIP(r *http.Request) string {
+	if len(s.trustedProxies) == 0 {
+		// No proxy to trust: the peer, as it is, with no parsing (the
+		// token path logs it on every request).
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && !strings.Contains(host, ":") {
+			return host // IPv4; IPv6 is parsed below, to unmap ::ffff:a.b.c.d
+		}
+	}
 	peer, ok := remoteAddr(r.RemoteAddr)
 	if !ok {
 		return r.RemoteAddr
 	}
-	if !s.trustedProxy(peer) {
+	if len(s.trustedProxies) == 0 || !s.trustedProxy(peer) {
 		return peer.String()
 	}
 	vals := r.Header.Values("X-Forwarded-For")

@@ -536,7 +536,7 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request, req tokenRe
 		return internal(err)
 	}
 	p := m.Record
-	ev.rec = &p
+	ev.rec, ev.hasRec = p, true
 	s.metrics.passwordsMinted.WithLabelValues(store.CreatedByDevice).Inc()
 	s.log.InfoContext(r.Context(), "password minted", "request_id", requestID(r.Context()), "user", p.Username,
 		"password_id", p.ID, "name", p.Name, "expires", p.ExpiresAt, "read_only", p.ReadOnly, "by", store.CreatedByDevice)

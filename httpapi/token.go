@@ -52,9 +52,12 @@ var errUnauthorized = &httpError{status: http.StatusUnauthorized, code: "invalid
 // tokenEvent is what one token request did: the audit event and the
 // metrics are written from it, once, by handleToken.
 type tokenEvent struct {
-	start   time.Time
-	req     tokenRequest
-	rec     *store.Password
+	start time.Time
+	req   tokenRequest
+	// rec is the password that authenticated the request, when one did
+	// (hasRec): a value, so the hot path allocates no record.
+	rec     store.Password
+	hasRec  bool
 	granted []scope.Scope
 	// denied explains requested actions that were not granted (policy or
 	// read-only), or why the request was refused as a whole.
@@ -132,7 +135,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 			}
 			return herr
 		}
-		ev.rec, cred = &p, c
+		ev.rec, ev.hasRec, cred = p, true, c
 		if herr := s.checkWorkloadRecord(p, ev); herr != nil {
 			return herr
 		}
@@ -176,7 +179,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 	if r.Method == http.MethodPost {
 		resp.Scope = scope.Format(access)
 	}
-	if req.offline && ev.rec != nil {
+	if req.offline && ev.hasRec {
 		// The refresh token is derived from the password, so it is the
 		// same on every login and dies with the password.
 		resp.RefreshToken = cred.RefreshToken()
@@ -188,7 +191,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 		}
 		resp.RefreshToken = rt
 	}
-	if ev.rec != nil {
+	if ev.hasRec {
 		// Asynchronous and coalesced by the cache: never on the hot path.
 		_ = s.passwords.TouchPassword(context.WithoutCancel(r.Context()), ev.rec.ID, ev.start)
 	}
@@ -371,7 +374,7 @@ func (s *Server) audit(r *http.Request, ev *tokenEvent, herr *httpError) {
 		attrs = append(attrs, slog.String("user_agent", logSafe(ua, maxLoggedValue)))
 	}
 	switch {
-	case ev.rec != nil:
+	case ev.hasRec:
 		attrs = append(attrs, slog.String("user", ev.rec.Username), slog.String("password_id", ev.rec.ID))
 	case ev.workload != nil || ev.workloadReason != "":
 		attrs = append(attrs, workloadAttrs(ev)...)
