@@ -64,7 +64,15 @@ func (a *Accounts) Standing(ctx context.Context, person Principal) (Standing, er
 	defer t.Stop()
 	select {
 	case <-done.done:
-		return done.st, done.err
+		if done.err != nil {
+			return Standing{}, done.err
+		}
+		// The refresh may have answered for an earlier moment (it began
+		// before this request): what it returns must still be trusted now.
+		if done.st.Revalidated && !now.Before(done.st.ConfirmedAt.Add(a.o.Revalidation.Every+a.o.Revalidation.Grace)) {
+			return Standing{}, fmt.Errorf("%w: groups of %s last confirmed %s", ErrUnavailable, person.Username, done.st.ConfirmedAt.UTC().Format(time.RFC3339))
+		}
+		return done.st, nil
 	case <-t.C:
 	case <-ctx.Done():
 	}

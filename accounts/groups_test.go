@@ -426,3 +426,28 @@ func TestNoRefreshTokenKeepsLoginGroups(t *testing.T) {
 		t.Fatalf("Groups = %v, %v", got, err)
 	}
 }
+
+// TestWaitedResultIsCheckedAgainstNow: a request beyond the grace period
+// that waits for a refresh started earlier must not take that refresh's
+// answer for an earlier moment as its own.
+func TestWaitedResultIsCheckedAgainstNow(t *testing.T) {
+	e := newEnv(t)
+	e.ref.gate = make(chan struct{})
+	e.ref.err = oidc.ErrUnavailable
+	e.advance(2 * time.Minute)
+	// Within grace: served, and the refresh starts, held at the gate.
+	if _, err := e.acc.Groups(t.Context(), e.pw); err != nil {
+		t.Fatal(err)
+	}
+	for e.ref.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	e.advance(2 * time.Hour) // now beyond every + grace
+	got := make(chan error, 1)
+	go func() { _, err := e.acc.Groups(context.Background(), e.pw); got <- err }()
+	time.Sleep(50 * time.Millisecond) // let it join the flight (the assertion holds either way)
+	close(e.ref.gate)
+	if err := <-got; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("beyond grace, after a refresh that began within it: err = %v, want ErrUnavailable", err)
+	}
+}
