@@ -240,7 +240,9 @@ func (a *Accounts) refreshLocked(ctx context.Context, cached store.User) (Standi
 		if id.Email != "" {
 			u.Email = id.Email
 		}
-		u.RevalidatedAt, u.UnreachableSince, u.NextAttemptAt = now, time.Time{}, time.Time{}
+		// Confirmed when the provider answered, not when the call began: a
+		// request waiting for this result checks it against its own now.
+		u.RevalidatedAt, u.UnreachableSince, u.NextAttemptAt = a.o.Now(), time.Time{}, time.Time{}
 		if err := a.putUser(ctx, u); err != nil {
 			return Standing{}, fmt.Errorf("accounts: put user %s: %w", u.Username, err)
 		}
