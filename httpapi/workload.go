@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -148,7 +149,7 @@ func (s *Server) workloadRefresh(ctx context.Context, ev *tokenEvent) (string, *
 func workloadAttrs(ev *tokenEvent) []slog.Attr {
 	if id := ev.workload; id != nil {
 		attrs := []slog.Attr{slog.String("user", id.Username), slog.String("issuer", id.Issuer),
-			slog.String("workload_subject", logSafe(id.Subject, maxLoggedValue)), slog.Any("groups", id.Groups)}
+			slog.String("workload_subject", logSafe(id.Subject, maxLoggedValue)), slog.String("groups", strings.Join(id.Groups, ","))}
 		if ev.refreshWithheld != "" {
 			attrs = append(attrs, slog.String("refresh_token_withheld", ev.refreshWithheld))
 		}
