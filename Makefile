@@ -25,6 +25,7 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/bridge ./cmd/bridge
 	$(GO) build -trimpath -o bin/docker-credential-bridge ./cmd/docker-credential-bridge
+	$(GO) build -trimpath -o bin/bridge-credential-provider ./cmd/bridge-credential-provider
 
 ## demo: the whole flow on loopback, no Docker engine: a development OpenID
 ## provider with demo users, the bridge, and registry v3. Prints what to open
