@@ -133,7 +133,7 @@ func (a *Accounts) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 		return Minted{}, invalid("unknown kind of account %q", req.Owner.Kind)
 	}
 	if !req.IgnoreLimit {
-		if err := a.checkLimits(ctx, req.Owner); err != nil {
+		if err := a.checkLimits(ctx, req.Owner, true); err != nil {
 			return Minted{}, err
 		}
 	}
@@ -153,9 +153,10 @@ func (a *Accounts) Mint(ctx context.Context, req MintRequest) (Minted, error) {
 	return Minted{Record: rec, Password: m.Password}, nil
 }
 
-// checkLimits applies the live-password cap, then takes one mint from the
-// owner's rate budget.
-func (a *Accounts) checkLimits(ctx context.Context, owner Principal) error {
+// checkLimits applies the live-password cap, then the mint rate; spend
+// takes one mint from the owner's budget (Mint), else it only looks
+// (CanMint).
+func (a *Accounts) checkLimits(ctx context.Context, owner Principal, spend bool) error {
 	if limit := a.o.Limits.MaxLive; limit > 0 {
 		own, err := a.Passwords(ctx, owner)
 		if err != nil {
@@ -165,7 +166,7 @@ func (a *Accounts) checkLimits(ctx context.Context, owner Principal) error {
 			return fmt.Errorf("%w: %s has %d live passwords, the most allowed (passwords.max_per_user); revoke one first", ErrLimit, owner.Username, len(own))
 		}
 	}
-	if wait := a.mints.take(owner.Subject); wait > 0 {
+	if wait := a.mints.take(owner.Subject, spend); wait > 0 {
 		return &RateLimitError{RetryAfter: wait}
 	}
 	return nil
@@ -228,9 +229,10 @@ func newMintLimiter(perHour int, now func() time.Time) *mintLimiter {
 
 func (l *mintLimiter) burst() float64 { return float64(min(10, l.perHour)) }
 
-// take spends one mint of subject's budget and returns 0, or how long
-// until one is available (spending nothing).
-func (l *mintLimiter) take(subject string) time.Duration {
+// take returns 0 when subject may mint now, spending one mint if spend,
+// or how long until one is available (spending nothing). Looking
+// (spend false) creates no bucket.
+func (l *mintLimiter) take(subject string, spend bool) time.Duration {
 	if l.perHour <= 0 {
 		return 0
 	}
@@ -239,19 +241,23 @@ func (l *mintLimiter) take(subject string) time.Duration {
 	defer l.mu.Unlock()
 	now := l.now()
 	b, ok := l.buckets[subject]
-	if !ok {
+	switch {
+	case !ok && !spend:
+		return 0 // a full bucket
+	case !ok:
 		if len(l.buckets) >= maxBuckets {
 			l.evict(now, rate)
 		}
 		b = &bucket{tokens: l.burst(), at: now}
 		l.buckets[subject] = b
 	}
-	b.tokens = min(l.burst(), b.tokens+float64(now.Sub(b.at))*rate)
-	b.at = now
-	if b.tokens < 1 {
-		return time.Duration((1 - b.tokens) / rate)
+	tokens := min(l.burst(), b.tokens+float64(now.Sub(b.at))*rate)
+	if tokens < 1 {
+		return time.Duration((1 - tokens) / rate)
 	}
-	b.tokens--
+	if spend {
+		b.tokens, b.at = tokens-1, now
+	}
 	return 0
 }
 

@@ -120,7 +120,7 @@ func TestLimiterMemoryIsBounded(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := newMintLimiter(10, func() time.Time { return now })
 	for i := range maxBuckets + 10 {
-		l.take(fmt.Sprint("sub-", i))
+		l.take(fmt.Sprint("sub-", i), true)
 	}
 	if len(l.buckets) > maxBuckets {
 		t.Fatalf("%d buckets, want at most %d", len(l.buckets), maxBuckets)
