@@ -473,11 +473,9 @@ func deviceError(code, public string) *httpError {
 func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request, req tokenRequest, ev *tokenEvent) *httpError {
 	d := s.device
 	if d == nil {
-		ev.reason = "bad_request"
 		return &httpError{status: http.StatusBadRequest, code: "unsupported_grant_type", public: "this server has no device login"}
 	}
 	if req.clientID != DeviceClientID {
-		ev.reason = "credentials"
 		return &httpError{status: http.StatusUnauthorized, code: "invalid_client", public: "unknown client_id"}
 	}
 	if len(req.secret) > maxDeviceCodeLen {
@@ -532,7 +530,6 @@ func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request, req tokenRe
 	}
 	refresh, err := passwords.RefreshToken(m.Password)
 	if err != nil {
-		ev.reason = "server_error"
 		return internal(err)
 	}
 	p := m.Record

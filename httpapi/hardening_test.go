@@ -185,10 +185,18 @@ func TestRefusalsAreExplained(t *testing.T) {
 	if ev = f.lastLog(); ev["reason"] != "wrong_service" || !strings.Contains(fmt.Sprint(ev["error"]), "auth.token.service") {
 		t.Errorf("wrong service: %v", ev)
 	}
+	// Refusals whose handler names no reason of its own get one from
+	// their status.
+	f.get("service="+testService, basic("bot", "wrong"))
+	f.get("service="+testService+"&scope=nonsense", basic("bot", pw))
+	if ev = f.lastLog(); ev["reason"] != "bad_request" {
+		t.Errorf("malformed scope: %v", ev)
+	}
 	r, _ := http.NewRequest(http.MethodGet, "/metrics", nil)
 	mw := httptest.NewRecorder()
 	f.srv.ServeHTTP(mw, r)
-	for _, want := range []string{`bridge_token_denials_total{reason="policy"} 1`, `bridge_token_denials_total{reason="read_only"} 1`, `bridge_token_denials_total{reason="wrong_service"} 1`} {
+	for _, want := range []string{`bridge_token_denials_total{reason="policy"} 1`, `bridge_token_denials_total{reason="read_only"} 1`, `bridge_token_denials_total{reason="wrong_service"} 1`,
+		`bridge_token_denials_total{reason="credentials"} 1`, `bridge_token_denials_total{reason="bad_request"} 1`} {
 		if !strings.Contains(mw.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
 		}

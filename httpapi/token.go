@@ -94,17 +94,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 		var err error
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes+1))
 		if err != nil {
-			ev.reason = "bad_request"
 			return &httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request", public: "form too large", cause: err}
 		}
 	}
 	req, herr := parseTokenRequest(r.Method, r.URL.RawQuery, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), body)
 	ev.req = req
 	if herr != nil {
-		ev.reason = "bad_request"
-		if herr.status == http.StatusUnauthorized {
-			ev.reason = "credentials"
-		}
 		return herr
 	}
 	if req.grant == grantDevice {
@@ -129,7 +124,6 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 	default:
 		p, c, herr := s.authenticate(r.Context(), req)
 		if herr != nil {
-			ev.reason = "credentials"
 			if herr.status >= 500 {
 				ev.reason = "store_unavailable"
 			}
@@ -167,7 +161,6 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, ev *tokenEvent) *
 	ev.granted = access
 	tok, err := s.tokens.Issue(subject.Username, access)
 	if err != nil {
-		ev.reason = "server_error"
 		return &httpError{status: http.StatusInternalServerError, code: "server_error", public: "could not sign the token", cause: err}
 	}
 	resp := tokenResponse{
@@ -347,6 +340,9 @@ func (s *Server) audit(r *http.Request, ev *tokenEvent, herr *httpError) {
 	case ev.reason != "":
 		outcome = "partial"
 	}
+	if herr != nil && ev.reason == "" {
+		ev.reason = defaultReason(herr.status)
+	}
 	s.metrics.observeToken(outcome, req.grant, s.now().Sub(ev.start))
 	if ev.reason != "" {
 		s.metrics.denial(ev.reason)
@@ -401,6 +397,18 @@ func (s *Server) audit(r *http.Request, ev *tokenEvent, herr *httpError) {
 		}
 	}
 	s.log.LogAttrs(r.Context(), level, "token", attrs...)
+}
+
+// defaultReason is the metrics label of a refusal whose handler named no
+// more precise one, so that every refusal has a reason.
+func defaultReason(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "credentials"
+	case status >= 500:
+		return "server_error"
+	}
+	return "bad_request"
 }
 
 // logSafe cuts a client-supplied value to n bytes of valid UTF-8.

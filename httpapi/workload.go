@@ -86,7 +86,6 @@ func (s *Server) authenticateWorkload(ctx context.Context, req tokenRequest, ev 
 		return workload.Identity{}, &httpError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
 			public: "the password store is unavailable; try again", cause: we}
 	}
-	ev.reason = "credentials"
 	return workload.Identity{}, &httpError{status: http.StatusUnauthorized, code: "invalid_grant",
 		public: "the workload token was refused; the bridge's log says why (request id " + requestID(ctx) + ")", cause: we}
 }
@@ -103,7 +102,6 @@ func (s *Server) checkWorkloadRecord(p store.Password, ev *tokenEvent) *httpErro
 	if s.workloads != nil && s.workloads.v.Trusts(issuer) {
 		return nil
 	}
-	ev.reason = "credentials"
 	return withCause(errUnauthorized, "workload refresh token of issuer "+logSafe(issuer, maxLoggedValue)+", which is no longer in workloads.issuers")
 }
 
