@@ -1,11 +1,11 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -121,17 +121,8 @@ type deviceCodeResponse struct {
 // readOAuthForm reads an unauthenticated OAuth form: bounded before
 // parsing, each parameter at most once (RFC 6749 §3.1), valid UTF-8.
 func readOAuthForm(w http.ResponseWriter, r *http.Request, limit int64) (url.Values, *httpError) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, &httpError{status: http.StatusUnsupportedMediaType, code: "invalid_request",
-			public: "POST needs Content-Type: application/x-www-form-urlencoded"}
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request", public: "form too large", cause: err}
-		}
-		return nil, badRequest("malformed form: %v", err)
+	if herr := readForm(w, r, limit); herr != nil {
+		return nil, herr
 	}
 	f := r.PostForm
 	for k, v := range f {
@@ -401,15 +392,8 @@ func (d *device) handleDecide(w http.ResponseWriter, r *http.Request, who signed
 		"approved", approve, "device_ip", rec.ClientIP, "host", logSafe(rec.Host, 64), "client_ip", u.s.clientIP(r))
 	return u.render(w, http.StatusOK, "device.html", map[string]any{
 		"Title": u.Title, "Session": who.Session, "CSRF": who.CSRF, "Done": true, "Approved": approve,
-		"Host": cmpOr(rec.Host, rec.ClientIP), "Name": passwordName(rec),
+		"Host": cmp.Or(rec.Host, rec.ClientIP), "Name": passwordName(rec),
 	})
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // humanDuration writes whole days or hours in words, else as Go does.
@@ -439,7 +423,7 @@ func (d *device) lifetime(rec store.DeviceAuth) time.Duration {
 
 // passwordName is the minted password's name: "device: <host>".
 func passwordName(rec store.DeviceAuth) string {
-	name := "device: " + cmpOr(rec.Host, rec.ClientIP)
+	name := "device: " + cmp.Or(rec.Host, rec.ClientIP)
 	if utf8.RuneCountInString(name) > accounts.MaxNameLength {
 		name = string([]rune(name)[:accounts.MaxNameLength])
 	}

@@ -270,7 +270,7 @@ func (u *ui) session(h sessionHandler) handlerFunc {
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !isAPI(r) {
-				if herr := readForm(w, r); herr != nil {
+				if herr := readForm(w, r, maxPageFormBytes); herr != nil {
 					return herr
 				}
 			}
@@ -301,20 +301,20 @@ func (u *ui) signedIn(w http.ResponseWriter, r *http.Request, sess store.Session
 	return who, nil
 }
 
-// readForm reads a page form: application/x-www-form-urlencoded only (no
-// multipart, so nothing is ever spooled to disk), at most
-// maxPageFormBytes, before anything else looks at the body.
-func readForm(w http.ResponseWriter, r *http.Request) *httpError {
+// readForm reads a form: application/x-www-form-urlencoded only (no
+// multipart, so nothing is ever spooled to disk), at most limit bytes,
+// before anything else looks at the body; the values land in r.PostForm.
+func readForm(w http.ResponseWriter, r *http.Request, limit int64) *httpError {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
 		return &httpError{status: http.StatusUnsupportedMediaType, code: "invalid_request",
 			public: "send the form as application/x-www-form-urlencoded"}
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxPageFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return &httpError{status: http.StatusRequestEntityTooLarge, code: "invalid_request",
-				public: fmt.Sprintf("the form is larger than %d KiB", maxPageFormBytes>>10), cause: err}
+				public: fmt.Sprintf("the form is larger than %d KiB", max(limit>>10, 1)), cause: err}
 		}
 		return badRequest("malformed form: %v", err)
 	}
