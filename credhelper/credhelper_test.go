@@ -3,6 +3,7 @@ package credhelper
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,20 @@ func TestFileStoreGetEraseList(t *testing.T) {
 	}
 	if l, err := h.List(); err != nil || l["registry.test"] != "robot" || len(l) != 1 {
 		t.Fatalf("List = %v %v", l, err)
+	}
+	// Erase forgets the credential even when the bridge cannot be reached
+	// to revoke it (here nothing listens on 127.0.0.1:1), and says so.
+	if err := h.Add(&credentials.Credentials{ServerURL: "https://127.0.0.1:1", Username: "robot2", Secret: "rbp_y"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Delete("https://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "revoke") {
+		t.Fatalf("Delete with the bridge unreachable: %v, want the revocation's failure", err)
+	}
+	if _, _, err := h.Get("127.0.0.1:1"); !credentials.IsErrCredentialsNotFound(err) {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+	if l, err := h.List(); err != nil || len(l) != 1 || l["registry.test"] != "robot" {
+		t.Fatalf("List after Delete = %v %v", l, err)
 	}
 }
 
