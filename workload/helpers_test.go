@@ -24,16 +24,18 @@ import (
 // oidctest) on loopback, with key rotation, a fetch counter and a switch
 // that makes it hang.
 type testIssuer struct {
-	t     testing.TB
-	URL   string
-	mu    sync.Mutex
-	srv   *oidctest.Server
-	key   crypto.Signer
-	kid   string
-	alg   string
-	keys  atomic.Int32 // JWKS fetches
-	hang  atomic.Bool
-	block chan struct{}
+	t    testing.TB
+	URL  string
+	mu   sync.Mutex
+	srv  *oidctest.Server
+	key  crypto.Signer
+	kid  string
+	alg  string
+	keys atomic.Int32 // JWKS fetches
+	hang atomic.Bool
+	// keysDown makes the JWKS endpoint answer 500 (discovery still works).
+	keysDown atomic.Bool
+	block    chan struct{}
 }
 
 func newTestIssuer(t testing.TB, kid string) *testIssuer {
@@ -54,6 +56,10 @@ func newTestIssuer(t testing.TB, kid string) *testIssuer {
 		}
 		if r.URL.Path == "/keys" {
 			ti.keys.Add(1)
+			if ti.keysDown.Load() {
+				http.Error(w, "down", http.StatusInternalServerError)
+				return
+			}
 		}
 		ti.mu.Lock()
 		defer ti.mu.Unlock()

@@ -108,12 +108,14 @@ type Verifier struct {
 }
 
 type issuer struct {
-	cfg      IssuerConfig
-	rules    *issuerRules
-	client   *http.Client
-	keys     *keySet
-	verifier *oidc.IDTokenVerifier
-	timeout  time.Duration
+	cfg    IssuerConfig
+	rules  *issuerRules
+	client *http.Client
+	keys   *keySet
+	// oidcConfig configures go-oidc's verifier, built per first use over
+	// a recordingKeys so that a key outage is told from a bad signature.
+	oidcConfig *oidc.Config
+	timeout    time.Duration
 
 	mu       sync.Mutex
 	ready    bool
@@ -152,12 +154,12 @@ func New(c Config, o Options) (*Verifier, error) {
 		}
 		is := &issuer{cfg: cfg, rules: rules[i], client: client, timeout: o.Timeout,
 			keys: &keySet{client: client, algs: algs, now: o.Now, timeout: o.Timeout}}
-		is.verifier = oidc.NewVerifier(cfg.URL, is.keys, &oidc.Config{
+		is.oidcConfig = &oidc.Config{
 			SupportedSigningAlgs: cfg.Algorithms,
 			SkipClientIDCheck:    true, // several audiences: checked below
 			SkipExpiryCheck:      true, // with Leeway and clear reasons: below
 			Now:                  o.Now,
-		})
+		}
 		v.byURL[cfg.URL] = is
 		v.byName[cfg.Name] = is
 		v.names = append(v.names, cfg.Name)
@@ -236,14 +238,6 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// Explain verifies raw like Verify (without the cache or the one-shot
-// marker) and returns each step of the rules.
-func (v *Verifier) Explain(ctx context.Context, raw string) (Identity, []Step, error) {
-	var steps []Step
-	id, _, err := v.verify(ctx, raw, v.o.Now(), &steps)
-	return id, steps, err
-}
-
 // ExplainClaims runs issuer name's rules over claims, with no signature
 // or time checks: for `bridge policy explain --claims`.
 func ExplainClaims(c Config, name string, claims map[string]any) (Identity, []Step, error) {
@@ -306,9 +300,12 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time, steps 
 	if err := is.discover(ctx); err != nil {
 		return fail(refuse(ReasonUnavailable, "%v", err))
 	}
-	tok, err := is.verifier.Verify(ctx, raw)
+	// go-oidc wraps the key set's error with %v, so whether the keys could
+	// not be read is learnt from the key set itself.
+	keys := &recordingKeys{k: is.keys}
+	tok, err := oidc.NewVerifier(is.cfg.URL, keys, is.oidcConfig).Verify(ctx, raw)
 	switch {
-	case errors.Is(err, ErrUnavailable):
+	case err != nil && (errors.Is(err, ErrUnavailable) || errors.Is(keys.err, ErrUnavailable)):
 		return fail(refuse(ReasonUnavailable, "%v", err))
 	case err != nil:
 		return fail(refuse(ReasonSignature, "%v", err))
@@ -478,7 +475,7 @@ func (is *issuer) discover(ctx context.Context) error {
 				return fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 			}
 		}
-		if time.Now().Before(is.nextTry) {
+		if is.keys.now().Before(is.nextTry) {
 			err := is.lastErr
 			is.mu.Unlock()
 			return err
@@ -503,7 +500,7 @@ func (is *issuer) discover(ctx context.Context) error {
 		close(ch)
 		if err != nil {
 			is.lastErr = fmt.Errorf("%w: discovery: %v", ErrUnavailable, err)
-			is.nextTry = time.Now().Add(discoveryRetry)
+			is.nextTry = is.keys.now().Add(discoveryRetry)
 			is.mu.Unlock()
 			return is.lastErr
 		}
@@ -556,4 +553,16 @@ func (v *Verifier) Trusts(name string) bool {
 // Issuers returns the configured issuers' names, in order.
 func (v *Verifier) Issuers() []string {
 	return append([]string(nil), v.names...)
+}
+
+// recordingKeys is an oidc.KeySet that remembers its last error.
+type recordingKeys struct {
+	k   *keySet
+	err error
+}
+
+func (r *recordingKeys) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	p, err := r.k.VerifySignature(ctx, raw)
+	r.err = err
+	return p, err
 }

@@ -468,3 +468,21 @@ func TestOneShotRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeysOutageIsUnavailable: keys that cannot be read after discovery
+// are the issuer's outage (503, the client keeps its token), not a bad
+// signature (401).
+func TestKeysOutageIsUnavailable(t *testing.T) {
+	w := newWorld(t)
+	if _, err := w.v.Verify(t.Context(), w.gh.sign(githubClaims(w.env))); err != nil {
+		t.Fatal(err)
+	}
+	w.gh.rotate("k2", false) // a kid the bridge has not seen: a key fetch
+	w.gh.keysDown.Store(true)
+	w.clk.advance(31 * time.Second) // past the refetch limit
+	_, err := w.v.Verify(t.Context(), w.gh.sign(githubClaims(w.env)))
+	var we *Error
+	if !errors.As(err, &we) || we.Reason != ReasonUnavailable {
+		t.Fatalf("keys down: %v, want reason %s", err, ReasonUnavailable)
+	}
+}
