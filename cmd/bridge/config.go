@@ -74,6 +74,9 @@ type loadedConfig struct {
 	// policy is the compiled access rules; nil unless the command uses
 	// the access section.
 	policy *groups.Policy
+	// trustedProxies is server.trusted_proxies parsed; nil unless the
+	// command uses the server section.
+	trustedProxies []netip.Prefix
 	// deprecations are the renamed keys the file still uses.
 	deprecations []deprecation
 }
@@ -383,8 +386,11 @@ func (c *loadedConfig) validate(use sections) error {
 		add(errors.New("server.shutdown_timeout: must not be negative"))
 	}
 	if use&useServer != 0 {
-		_, err := c.Server.parseTrustedProxies("server")
-		add(err)
+		if p, err := c.Server.parseTrustedProxies("server"); err != nil {
+			add(err)
+		} else {
+			c.trustedProxies = p
+		}
 	}
 	return errors.Join(errs...)
 }

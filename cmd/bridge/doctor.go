@@ -13,7 +13,6 @@ import (
 
 	"github.com/registry-bridge/bridge/doctor"
 	"github.com/registry-bridge/bridge/oidc"
-	redisstore "github.com/registry-bridge/bridge/store/redis"
 )
 
 // doctorTimeout bounds each request doctor makes.
@@ -55,9 +54,8 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Client:         doctorClient(*insecure),
 	}
 	if cfg.Store.Redis != nil {
-		rc := *cfg.Store.Redis
 		o.Store = func(ctx context.Context) error {
-			st, err := redisstore.New(rc, time.Now, discardLogger())
+			st, err := openStore(cfg, discardLogger())
 			if err != nil {
 				return err
 			}

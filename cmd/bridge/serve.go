@@ -100,7 +100,8 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := cached.Start(ctx); err != nil {
-		log.Warn("starting without the store; it is retried in the background", "store", storeKind(cfg))
+		// The cache has logged why, once; this only says serving goes on.
+		log.Debug("starting without the store; it is retried in the background", "store", storeKind(cfg))
 	}
 
 	reg := prometheus.NewRegistry()
@@ -116,10 +117,6 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 		resolver = nil // only robots: a password's own groups
 	}
 	workloads, err := newWorkloads(cfg, acc, st, log)
-	if err != nil {
-		return err
-	}
-	trusted, err := cfg.Server.parseTrustedProxies("server")
 	if err != nil {
 		return err
 	}
@@ -139,7 +136,7 @@ func serve(ctx context.Context, path string, cfg *loadedConfig, log *slog.Logger
 		Workloads: workloads,
 		Device:    deviceOptions(cfg, st, login),
 
-		TrustedProxies: trusted,
+		TrustedProxies: cfg.trustedProxies,
 	})
 	if err != nil {
 		return err
@@ -227,7 +224,7 @@ func reloadConfig(path string, running *loadedConfig, current *atomic.Pointer[gr
 		"token": {running.Token, cfg.Token}, "passwords": {running.Passwords, cfg.Passwords},
 		"sessions": {running.Sessions, cfg.Sessions}, "revalidation": {running.Revalidation, cfg.Revalidation},
 		"log": {running.Log, cfg.Log}, "server": {running.Server, cfg.Server}, "ui": {running.UI, cfg.UI},
-		"workloads": {running.Workloads, cfg.Workloads},
+		"workloads": {running.Workloads, cfg.Workloads}, "device": {running.Device, cfg.Device},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			restart = append(restart, name)

@@ -325,8 +325,7 @@ func (c *Cache) retrySubscribe(ctx context.Context) {
 		case <-timer.C:
 		}
 		if c.subscribe(ctx) == nil {
-			c.log.InfoContext(ctx, "cache: following the store's invalidation events")
-			return
+			return // subscribe logged the recovery, once
 		}
 		pause = min(2*pause, c.retryMax)
 	}
