@@ -277,8 +277,17 @@ access:
 	if out, _, err := runCLI(t, "policy", "explain", "--config", path, "--user", "ci-bot", "--groups", "ci", "--scope", "repository:ci/app:push"); err != nil || !strings.Contains(out, "→ push") {
 		t.Fatalf("policy explain: %v\n%s", err, out)
 	}
-	if out, _, err := runCLI(t, "passwords", "revoke", "--config", path, c.ID); err != nil || !strings.Contains(out, c.ID) {
-		t.Fatalf("passwords revoke: %v\n%s", err, out)
+	// A broken access rule does not stop an operator revoking.
+	broken := filepath.Join(dir, "broken.yaml")
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(broken, []byte(strings.Replace(string(body), `actions: [pull, push]`, `actions: [fly]`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, err := runCLI(t, "passwords", "revoke", "--config", broken, c.ID); err != nil || !strings.Contains(out, c.ID) {
+		t.Fatalf("passwords revoke with a broken access rule: %v\n%s%s", err, out, stderr)
 	}
 	_, stderr, err = runCLI(t, "config", "check", "--config", path)
 	if err == nil {

@@ -17,9 +17,10 @@ import (
 
 // openSharedStore opens the configured store for a one-shot command. The
 // embedded store lives inside `bridge serve`, so these commands need Redis.
-// It validates only what these commands use: store, passwords, access.
+// It validates only what these commands use: store and passwords (not
+// the access rules: a bad rule must not stop an operator revoking).
 func openSharedStore(path string) (*loadedConfig, store.Store, error) {
-	cfg, err := loadConfig(path, useStore|usePasswords|useAccess)
+	cfg, err := loadConfig(path, useStore|usePasswords)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: invalid configuration:\n%w", path, err)
 	}
